@@ -163,6 +163,10 @@ class OutgoingMessage:
     new_text: str
     # The signature block, when one was recognised.
     signature: str = ""
+    # The quoted part of the body (earlier messages), as text, without ">" marks.
+    quoted_text: str = ""
+    # Content types of every MIME part, lower case (finds text/calendar inside alternatives).
+    part_types: tuple[str, ...] = ()
 
     @property
     def is_reply(self) -> bool:

@@ -1,0 +1,630 @@
+"""greeting.missing: the new text should open with a salutation.
+
+A salutation is a greeting word ("Hallo", "Dear", "Bonjour" ...), a bare
+vocative name at the very start ("Jeff," / "Jeff -" / "Herr Meier,") or a
+group salutation ("Hi all", "Hallo zusammen"). :func:`find_salutation` is the
+shared parser: the names checks read the names out of its result, so the
+rules for what counts as a salutation live in one place.
+
+Defaults and why: ``greeting.missing`` is a *warning*, because real colleagues
+often skip greetings in running exchanges; the policy (hold/relay) and the
+per-recipient exceptions decide what happens. Mail to oneself and machine
+formats (delivery reports, calendar replies, auto-replies) are exempt: nobody
+reads a greeting there. A message without any new text (a bare forward) is
+reported too, as forwards without a word are impersonal; that can be switched
+to another severity or off.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from courtesy.checks.i18n import Texts, say
+from courtesy.checks.model import CheckContext, Finding, OutgoingMessage, Severity
+from courtesy.checks.registry import CheckFamily, register
+
+CODE_MISSING = "greeting.missing"
+
+# Only the head of a line is inspected: bounds the work on arbitrary input.
+_MAX_LINE = 300
+# How many leading lines may hold the salutation (a heading line above it).
+_MAX_LEAD_LINES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Salutation:
+    """The salutation that opens a text.
+
+    ``line`` is the salutation line as written (stripped) and ``start``/``end``
+    its span in the text given to :func:`find_salutation`.
+    ``words`` are the greeting words as written, in order ("Sehr geehrte",
+    "Hallo"); empty for a bare vocative ("Jeff,").
+    ``names`` are the raw name parts, titles included, one per person
+    addressed: ("Herr Dr. Müller-Lüdenscheidt",) or ("Pierre", "Odette") for
+    "Hallo Pierre, hallo Odette". Empty for "Hallo," and for group salutations.
+    ``group`` is true for "Hi all", "Hallo zusammen", "Liebe Kolleginnen und
+    Kollegen": they name nobody and need no name check.
+    ``language`` is the language of the first greeting word when it is
+    specific to one ("de", "en", "fr", "es", "it", "nl"), else None.
+    """
+
+    line: str
+    start: int
+    end: int
+    words: tuple[str, ...]
+    names: tuple[str, ...]
+    group: bool
+    language: str | None = None
+
+    @property
+    def span(self) -> tuple[int, int]:
+        return (self.start, self.end)
+
+    @property
+    def vocative(self) -> bool:
+        """True when the salutation is a bare name without a greeting word."""
+        return not self.words
+
+
+# --- lexicon -----------------------------------------------------------------
+# Greeting phrases by language, lower case, as token sequences. "Strong" words
+# greet whatever follows ("Hallo ich wollte ..."); "weak" ones only when a
+# name, a group word, punctuation or the end of the line follows ("Liebe
+# Grüße" closes a mail, "Care should be taken" is no greeting).
+_STRONG: dict[str, tuple[str, ...]] = {
+    "de": (
+        "hallo", "hallöchen", "hallochen", "hallihallo", "halli hallo", "hi", "hey", "hei",
+        "servus", "moin", "moin moin", "moinsen", "guten tag", "guten morgen", "guten abend",
+        "guten mittag", "grüß gott", "grüss gott", "gruess gott", "grüß dich", "grüß euch",
+        "grüezi", "grüzi", "sehr geehrte", "sehr geehrter", "sehr verehrte", "sehr verehrter",
+        "huhu", "tach", "tachchen", "salü", "mahlzeit", "n'abend", "nabend",
+    ),
+    "en": (
+        "hello", "hi", "hey", "heya", "hiya", "howdy", "greetings", "good morning",
+        "good afternoon", "good evening", "good day", "g'day", "hullo",
+    ),
+    "fr": ("bonjour", "bonsoir", "salut", "coucou"),
+    "es": (
+        "hola", "buenos días", "buenos dias", "buenas tardes", "buenas noches", "buen día",
+        "buen dia",
+    ),
+    "it": ("ciao", "buongiorno", "buonasera", "salve"),
+    "nl": ("hoi", "hallo", "goedemorgen", "goedemiddag", "goedenavond", "goedendag", "hai"),
+}
+_WEAK: dict[str, tuple[str, ...]] = {
+    "de": (
+        "liebe", "lieber", "liebes", "liebste", "liebster", "geehrte", "geehrter", "werte",
+        "werter", "verehrte", "verehrter", "tag", "morgen", "grüß", "grüss",
+    ),
+    "en": ("dear", "dearest", "morning", "afternoon", "evening"),
+    "fr": (
+        "cher", "chère", "chere", "chers", "chères", "madame", "monsieur", "mesdames",
+        "messieurs", "mademoiselle",
+    ),
+    "es": (
+        "estimado", "estimada", "estimados", "estimadas", "querido", "querida", "queridos",
+        "queridas", "apreciado", "apreciada", "distinguido", "distinguida", "buenas",
+    ),
+    "it": (
+        "caro", "cara", "cari", "care", "carissimo", "carissima", "gentile", "gentili",
+        "gentilissimo", "gentilissima", "egregio", "egregia", "spettabile",
+    ),
+    "nl": ("beste", "geachte", "lieve", "dag"),
+}
+# Nouns after a weak word that make it a closing, not a greeting.
+def _words(text: str) -> frozenset[str]:
+    """A word set written as one string, to keep the lists readable."""
+    return frozenset(text.split())
+
+
+_CLOSING_NOUNS = _words(
+    "grüße grüsse gruesse gruß gruss grüßen grüssen wishes regards groet groeten saluti "
+    "saludos salutations greetings dank thanks"
+)
+# Words that turn a salutation into a group salutation.
+_GROUP_WORDS = _words(
+    """all alle allen allerseits zusammen miteinander everyone everybody everyone's team teams
+    folks guys people colleagues colleague participants members friends community gentlemen
+    ladies y'all yall ya leute kollegen kolleginnen kollegium freunde freundinnen mitglieder
+    damen herren beide beiden ihr euch tous toutes équipe equipe collègues todos todas equipo
+    compañeros tutti colleghi ragazzi iedereen allemaal collega's team's"""
+)
+_GROUP_SUFFIXES = ("freunde", "kollegen", "participants", "members", "colleagues", "team")
+# Titles and forms of address that may stand before a name.
+_TITLES = _words(
+    """herr herrn frau fräulein dr dr. prof prof. professor mr mr. mrs mrs. ms ms. miss sir
+    madam mme mme. mlle m. monsieur madame señor señora sr sr. sra sra. don doña signor
+    signora sig sig. dott dott. ing ing. dipl meneer mevrouw dhr dhr. mevr mevr. mag mag."""
+)
+# Lower-case name particles and connectors allowed inside a name part.
+_PARTICLES = _words("von van der den de di da du le la ten ter zu vom del della dos")
+_CONNECTORS = _words("and und & oder or et y e en u. and/or /")
+# Words that open sentences and are not names: "Thanks, ..." is no vocative.
+_NOT_NAMES = _words(
+    """thanks thank thx ty fyi fwiw btw ps pps nb re fw fwd aw wg tr yes no ok okay okey sure
+    sorry please well so also and but or now then here there this that these those the a an
+    yes yeah yep nope great good fine cool nice perfect excellent super wow oh ah hmm hm ahh
+    agreed correct right exactly absolutely indeed interesting done noted understood attached
+    enclosed update reminder note notice question questions answer answers subject date from
+    to cc bcc sent attachment attachments agenda summary background problem issue status
+    important urgent attention warning info information hint unfortunately however actually
+    basically anyway anyhow hopefully obviously apparently meanwhile additionally furthermore
+    first second third finally today tomorrow yesterday tonight morning afternoon evening
+    again all everyone regards best cheers congratulations congrats welcome hey hi hello
+    dear i we you he she it they my our your his her their me us them what why how when
+    where who which whose if as because since though although while after before once just
+    only even still yet maybe perhaps sounds looks seems think guess see let lets let's got
+    ja nein jein doch danke dank vielen herzlichen besten schöne schönen gut gute super prima
+    perfekt toll klasse genau richtig stimmt klar gerne gern okay achtung wichtig hinweis
+    info anbei hier da dort jetzt heute morgen gestern übrigens uebrigens leider also aber
+    und oder denn nun so sonst ach och naja na tja hmm ich wir du sie er es ihr mein meine
+    unser unsere ihre ihr dein deine das der die dem den des ein eine einen einem einer
+    wie was wo wann warum wer welche welcher welches wenn falls weil da dass ob nach vor
+    bitte frage fragen antwort betreff termin termine zusammenfassung hintergrund problem
+    status update erinnerung nachtrag ergänzung korrektur anmerkung gruß gruss grüße grüsse
+    liebe lieber viele beste mfg lg vg gleichfalls ebenfalls natürlich selbstverständlich
+    zunächst erstens zweitens drittens schließlich endlich außerdem zudem allerdings trotzdem
+    dennoch deshalb daher darum sorry merci oui non voilà bien très bon bonne alors donc
+    mais et gracias sí si no bueno vale pues grazie sì bene allora dank bedankt ja nee
+    prima goed oké"""
+)
+_TOKEN_RE = re.compile(r"[^\W\d_](?:[\w'’.\-]{0,40}[\w.])?|\d+|--+|[^\w\s]")
+_LETTERS_RE = re.compile(r"[^\W\d_]")
+_PLAYFUL_RE = re.compile(r"hi{1,9}|he{1,9}y{1,9}|hel{1,9}o{2,9}")
+
+
+def _phrase_table() -> dict[str, list[tuple[tuple[str, ...], str, bool]]]:
+    """First word -> [(phrase tokens, language, strong)], longest phrase first."""
+    table: dict[str, list[tuple[tuple[str, ...], str, bool]]] = {}
+    for strong, source in ((True, _STRONG), (False, _WEAK)):
+        for language, phrases in source.items():
+            for phrase in phrases:
+                tokens = tuple(phrase.split())
+                table.setdefault(tokens[0], []).append((tokens, language, strong))
+    for entries in table.values():
+        entries.sort(key=lambda entry: -len(entry[0]))
+    return table
+
+
+_PHRASES = _phrase_table()
+# Words that occur in more than one language's list are not language evidence.
+_AMBIGUOUS_FIRST = frozenset(
+    word
+    for word, entries in _PHRASES.items()
+    if len({language for _, language, _ in entries}) > 1
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    text: str
+    start: int
+
+    @property
+    def low(self) -> str:
+        return self.text.casefold().rstrip(".")
+
+    @property
+    def is_word(self) -> bool:
+        return bool(_LETTERS_RE.match(self.text))
+
+    @property
+    def capitalised(self) -> bool:
+        return self.is_word and self.text[0].isupper()
+
+
+_TERMINATORS = frozenset(",:;!?.-–—")
+
+
+def _tokens(line: str) -> list[_Token]:
+    return [_Token(m.group(), m.start()) for m in _TOKEN_RE.finditer(line)]
+
+
+def _is_terminator(token: _Token) -> bool:
+    return not token.is_word and (token.text in _TERMINATORS or token.text.startswith("--"))
+
+
+def _match_greeting(tokens: Sequence[_Token], i: int) -> tuple[int, str, bool] | None:
+    """Length, language and strength of a greeting phrase at ``tokens[i]``."""
+    if i >= len(tokens) or not tokens[i].is_word:
+        return None
+    first = tokens[i].low
+    candidates = _PHRASES.get(first)
+    if candidates is None:
+        # "Hallihallöchen", "Hallooo", "Hiii": playful spellings of hallo/hi.
+        if first.startswith(("hallo", "halli", "hallö")) or _PLAYFUL_RE.fullmatch(first):
+            return (1, "de" if first.startswith("hal") else "en", True)
+        return None
+    for phrase, language, strong in candidates:
+        n = len(phrase)
+        if tuple(t.low for t in tokens[i : i + n]) == phrase:
+            lang = language if first not in _AMBIGUOUS_FIRST else ""
+            return (n, lang, strong)
+    return None
+
+
+def _weak_ok(tokens: Sequence[_Token], j: int, all_lower: bool) -> bool:
+    """Whether what follows a weak greeting word makes it a salutation."""
+    if j >= len(tokens):
+        return True
+    nxt = tokens[j]
+    if not nxt.is_word:
+        return _is_terminator(nxt)
+    if nxt.low in _CLOSING_NOUNS:
+        return False
+    if nxt.low in _GROUP_WORDS or nxt.low in _TITLES or _match_greeting(tokens, j):
+        return True
+    return nxt.capitalised or all_lower
+
+
+def _is_group_word(word: str) -> bool:
+    low = word.casefold()
+    return low in _GROUP_WORDS or low.endswith(_GROUP_SUFFIXES)
+
+
+def _name_like(token: _Token, all_lower: bool) -> bool:
+    if not token.is_word:
+        return False
+    if token.low in _TITLES:
+        return True
+    if token.low in _NOT_NAMES:
+        return False
+    return token.capitalised or all_lower
+
+
+def _name_part(
+    tokens: Sequence[_Token], j: int, all_lower: bool
+) -> tuple[list[list[_Token]], bool, int]:
+    """Names (token groups), group flag and index after the name part."""
+    names: list[list[_Token]] = []
+    current: list[_Token] = []
+    group = False
+    k = j
+    while k < len(tokens):
+        tok = tokens[k]
+        if _is_terminator(tok) and not (tok.text == "." and current and current[-1].low in _TITLES):
+            if tok.text == "," and k + 1 < len(tokens) and tokens[k + 1].low in _CONNECTORS:
+                # "Anna, and Bob": the comma is part of a list of names.
+                k += 1
+                continue
+            break
+        if not tok.is_word:
+            if tok.text in ("&", "/"):
+                if current:
+                    names.append(current)
+                current = []
+                k += 1
+                continue
+            break
+        low = tok.low
+        if low in _CONNECTORS:
+            if current:
+                names.append(current)
+            current = []
+        elif _is_group_word(tok.text):
+            group = True
+            current.append(tok)
+        elif (
+            (low in _PARTICLES and current)
+            or ((tok.capitalised or all_lower) and low not in _NOT_NAMES)
+            or low in _TITLES
+        ):
+            current.append(tok)
+        else:
+            break
+        if len(current) > 5:
+            break
+        k += 1
+    if current:
+        names.append(current)
+    return names, group, k
+
+
+def _raw(line: str, group: list[_Token]) -> str:
+    """The name as written, from its first to its last token."""
+    last = group[-1]
+    return line[group[0].start : last.start + len(last.text)].strip()
+
+
+def _parse_line(line: str, known: frozenset[str]) -> tuple[list[str], list[str], bool, str] | None:
+    """Greeting words, names, group flag and language of a salutation line."""
+    tokens = _tokens(line[:_MAX_LINE])
+    if not tokens:
+        return None
+    letters = [c for c in line[:_MAX_LINE] if c.isalpha()]
+    all_lower = bool(letters) and not any(c.isupper() for c in letters)
+    i = 0
+    # Leading interjection: "Oh Klaus," / "Oh, meta,".
+    if tokens[0].low in ("oh", "ach", "och", "ah", "na") and len(tokens) > 1:
+        i = 1
+        if tokens[1].text == ",":
+            i = 2
+    words: list[str] = []
+    names: list[str] = []
+    group = False
+    language = ""
+    first_match = _match_greeting(tokens, i)
+    if first_match is not None:
+        while i < len(tokens):
+            found = _match_greeting(tokens, i)
+            if found is None:
+                break
+            n, lang, strong = found
+            if not strong and not _weak_ok(tokens, i + n, all_lower):
+                break
+            last = tokens[i + n - 1]
+            words.append(line[tokens[i].start : last.start + len(last.text)])
+            language = language or lang
+            j = i + n
+            # "Hallo, Pierre oder Odette?": names after the comma, up to the end.
+            parts, is_group, k = _name_part(tokens, j, all_lower)
+            if (
+                not parts
+                and j < len(tokens)
+                and tokens[j].text == ","
+                and (j + 1 < len(tokens) and _match_greeting(tokens, j + 1) is None)
+            ):
+                parts2, is_group2, k2 = _name_part(tokens, j + 1, all_lower)
+                ends_line = k2 >= len(tokens) or tokens[k2].text in ("?", "!", ",", ":")
+                if parts2 and ends_line and all(
+                    _name_like(t, all_lower) for part in parts2 for t in part
+                ):
+                    parts, is_group, k = parts2, is_group2, k2
+            group = group or is_group
+            if not is_group:
+                names.extend(_raw(line, part) for part in parts)
+            i = k
+            # ", hallo Odette" / "und hallo Odette": another greeting follows.
+            while i < len(tokens) and (tokens[i].text in ",&" or tokens[i].low in _CONNECTORS):
+                i += 1
+            if _match_greeting(tokens, i) is None:
+                break
+        if not words:
+            return None
+        return words, names, group, language
+    # No greeting word: a bare vocative or a group address at the very start.
+    parts, is_group, k = _name_part(tokens, i, all_lower)
+    if not parts:
+        return None
+    flat = [t for part in parts for t in part]
+    if not all(_name_like(t, False) or t.low in _PARTICLES or _is_group_word(t.text) for t in flat):
+        return None
+    if len(flat) > 6 or any(len(part) > 4 for part in parts):
+        return None
+    known_hit = any(t.low in known for t in flat)
+    if k < len(tokens):
+        term = tokens[k]
+        if not _is_terminator(term) or term.text in (".", "?", ";"):
+            return None
+        if term.text == "!" and not (known_hit or len(flat) >= 2 or is_group):
+            # "Great!" is an exclamation; "Gühlcke Roger!" addresses someone.
+            return None
+    else:
+        # A line that is only a name: "Kevin" above the text.
+        if not (known_hit or is_group):
+            return None
+    if is_group:
+        return [], [], True, ""
+    if len(parts) == 1 and len(flat) == 1 and flat[0].text.isupper() and len(flat[0].text) <= 4:
+        return None  # "FYI:", "PS:", "NB:"
+    return [], [_raw(line, part) for part in parts], False, ""
+
+
+def _lines(text: str) -> Iterable[tuple[int, str]]:
+    """(offset, line) of the first lines of ``text`` that hold anything."""
+    offset = 0
+    seen = 0
+    for line in text.split("\n"):
+        if line.strip():
+            yield offset, line
+            seen += 1
+            if seen >= _MAX_LEAD_LINES:
+                return
+        offset += len(line) + 1
+        if offset > 20 * _MAX_LINE:
+            return
+
+
+def _name_words(names: Iterable[str]) -> frozenset[str]:
+    words: set[str] = set()
+    for name in names:
+        for part in re.split(r"[\s,.;:<>\"'()@_+-]+", name.casefold()):
+            if len(part) > 1:
+                words.add(part)
+    return frozenset(words)
+
+
+def find_salutation(new_text: str, known_names: Iterable[str] = ()) -> Salutation | None:
+    """The salutation that opens ``new_text``, or None when it opens without one.
+
+    Only the first line with text counts (a short heading line above it is
+    skipped, as in "MARKET NOTICE ... Participants:"). ``known_names`` are
+    names the writer may address (recipients' display names): a line that
+    holds only such a name ("Kevin") is a vocative, while an unknown
+    capitalised word alone on a line is not.
+    """
+    known = _name_words(known_names)
+    for index, (offset, line) in enumerate(_lines(new_text)):
+        parsed = _parse_line(line, known)
+        if parsed is not None:
+            words, names, group, language = parsed
+            stripped = line.strip()
+            start = offset + (len(line) - len(line.lstrip()))
+            return Salutation(
+                line=stripped,
+                start=start,
+                end=start + len(stripped),
+                words=tuple(words),
+                names=tuple(names),
+                group=group,
+                language=language or None,
+            )
+        if index == 0 and _continues_text(line):
+            return None
+    return None
+
+
+def _continues_text(line: str) -> bool:
+    """Whether a first line is running text (then no salutation can follow it)."""
+    stripped = line.strip()
+    if len(stripped) > 60 or stripped.endswith((".", ",", "?", "!", ";")):
+        return True
+    # A heading has no lower-case sentence in it; running text has.
+    words = stripped.split()
+    return len(words) > 3 and sum(w[:1].islower() for w in words) > len(words) // 2
+
+
+# --- the check ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GreetingSettings:
+    """``[checks.greeting]``: what counts as a greeting and which mail is exempt."""
+
+    enabled: bool = True
+    severity: Severity = Severity.WARN
+    # Extra greeting words, e.g. {"de": ("Grüß Gott",)}; they greet whatever follows.
+    extra_words: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Exemptions.
+    exempt_to_self: bool = True
+    exempt_automated: bool = True
+    # A message without new text (a bare forward): severity, or None to stay silent.
+    no_new_text: Severity | None = Severity.WARN
+    # A reply in a running exchange where the other side stopped greeting.
+    exempt_quick_replies: bool = False
+    quick_reply_max_words: int = 60
+
+
+_TEXTS: Texts = {
+    "missing": {
+        "en": "The message does not open with a greeting; start with a salutation such as "
+        "'Hello {hint},'.",
+        "de": "Die Nachricht beginnt ohne Anrede; beginnen Sie mit einer Begrüßung wie "
+        "'Hallo {hint},'.",
+    },
+    "empty": {
+        "en": "The message has no text of its own; add a line with a greeting to the forward.",
+        "de": "Die Nachricht enthält keinen eigenen Text; schreiben Sie ein paar Zeilen mit "
+        "Anrede zur Weiterleitung.",
+    },
+}
+
+_AUTOMATED_TYPES = ("multipart/report", "text/calendar", "message/disposition-notification",
+                    "message/delivery-status")
+
+
+def _is_automated(message: OutgoingMessage) -> bool:
+    if message.content_type.startswith(_AUTOMATED_TYPES):
+        return True
+    if any(t.startswith(_AUTOMATED_TYPES) for t in message.part_types):
+        return True
+    auto = " ".join(message.headers.get("auto-submitted", ())).strip().lower()
+    return bool(auto) and auto != "no"
+
+
+def _to_self(ctx: CheckContext) -> bool:
+    message = ctx.message
+    own = {a.lower() for a in ctx.own_addresses}
+    if message.sender is not None:
+        own.add(message.sender.email.lower())
+    recipients = message.recipients
+    return bool(recipients) and all(r.email.lower() in own for r in recipients)
+
+
+def _recipient_names(message: OutgoingMessage) -> list[str]:
+    names = [a.name for a in message.to + message.cc if a.name]
+    for a in message.to + message.cc:
+        local = a.email.partition("@")[0]
+        names.append(local)
+    return names
+
+
+def _with_extra_words(settings: GreetingSettings) -> None:
+    for language, words in settings.extra_words:
+        for word in words:
+            tokens = tuple(word.casefold().split())
+            if not tokens:
+                continue
+            entries = _PHRASES.setdefault(tokens[0], [])
+            if not any(entry[0] == tokens for entry in entries):
+                entries.append((tokens, language, True))
+                entries.sort(key=lambda entry: -len(entry[0]))
+
+
+def _quick_reply(message: OutgoingMessage, settings: GreetingSettings, known: list[str]) -> bool:
+    """A short reply to a message that itself opened without a salutation."""
+    if not message.is_reply or not message.quoted_text.strip():
+        return False
+    if len(message.new_text.split()) > settings.quick_reply_max_words:
+        return False
+    return find_salutation(message.quoted_text, known) is None
+
+
+def first_line(text: str, limit: int = 120) -> str:
+    """The first line with text, shortened for a finding's evidence."""
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if stripped:
+            return stripped if len(stripped) <= limit else stripped[: limit - 1] + "…"
+    return ""
+
+
+def check_greeting(ctx: CheckContext, settings: GreetingSettings) -> list[Finding]:
+    """Run greeting.missing on one message."""
+    message = ctx.message
+    if settings.exempt_automated and _is_automated(message):
+        return []
+    if settings.exempt_to_self and _to_self(ctx):
+        return []
+    if settings.extra_words:
+        _with_extra_words(settings)
+    if not message.new_text.strip():
+        if settings.no_new_text is None:
+            return []
+        return [
+            Finding(
+                CODE_MISSING,
+                settings.no_new_text,
+                say(_TEXTS, "empty", ctx.language),
+                evidence=message.subject,
+            )
+        ]
+    known = _recipient_names(message)
+    if find_salutation(message.new_text, known) is not None:
+        return []
+    if settings.exempt_quick_replies and _quick_reply(message, settings, known):
+        return []
+    hint = _hint_name(message)
+    return [
+        Finding(
+            CODE_MISSING,
+            settings.severity,
+            say(_TEXTS, "missing", ctx.language, hint=hint).replace(" ,", ","),
+            evidence=first_line(message.new_text),
+        )
+    ]
+
+
+def _hint_name(message: OutgoingMessage) -> str:
+    """The first given name of the first To recipient, for the example greeting."""
+    for address in message.to:
+        name = address.name.strip()
+        if not name:
+            continue
+        if "," in name:  # "Meier, Thomas"
+            name = name.split(",", 1)[1].strip()
+        return name.split()[0] if name.split() else ""
+    return ""
+
+
+FAMILY = register(
+    CheckFamily(
+        name="greeting",
+        codes=(CODE_MISSING,),
+        settings_type=GreetingSettings,
+        run=check_greeting,
+        description="The new text opens with a salutation.",
+    )
+)
