@@ -1,0 +1,789 @@
+"""name.*: the salutation should name a recipient, spelled as they spell it.
+
+The written names come from :func:`courtesy.checks.greeting.find_salutation`;
+the recipients' names from the strongest source that knows them (address
+book, then display names from the headers, then the address itself). A name
+that equals a recipient's name after normalisation (German transliteration,
+other accents dropped, case when capitalised normally) or is one of their
+nicknames is fine; a name a few edits away is a misspelling; a name far from
+everyone is the wrong person, but only when every recipient's name is known:
+with a mailing list or an opaque address among them the greeted person may be
+that one, so the check stays silent rather than guess.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from rapidfuzz.distance import OSA
+
+from courtesy.checks.i18n import Texts, say
+from courtesy.checks.model import (
+    Address,
+    CheckContext,
+    Contact,
+    ContactSource,
+    Finding,
+    Severity,
+)
+from courtesy.checks.registry import CheckFamily, register
+
+CODE_MISSPELLED = "name.misspelled"
+CODE_WRONG_PERSON = "name.wrong_person"
+CODE_SALUTATION_MISMATCH = "name.salutation_mismatch"
+FAMILY = "name"
+
+
+@dataclass(frozen=True, slots=True)
+class NameSettings:
+    """``[checks.name]``: thresholds and severities of the name checks."""
+
+    enabled: bool = True
+    # Edits (optimal string alignment) that still count as "close": names of up
+    # to ``short_name_length`` letters allow ``max_edits_short``, longer ones ``max_edits``.
+    max_edits_short: int = 1
+    max_edits: int = 2
+    short_name_length: int = 4
+    # Accept well-known nicknames from the ``nicknames`` dataset (Bob = Robert).
+    well_known_nicknames: bool = True
+    # Also compare with the Cc recipients (To always).
+    include_cc: bool = True
+    misspelled_severity: Severity = Severity.BLOCK
+    lowercase_severity: Severity = Severity.WARN
+    wrong_person_severity: Severity = Severity.BLOCK
+    salutation_mismatch_severity: Severity = Severity.BLOCK
+
+
+TEXTS: Texts = {
+    "misspelled": {
+        "en": "The greeting says '{written}'; the recipient is {person}.",
+        "de": "Die Anrede schreibt '{written}'; der Empfänger heißt {person}.",
+    },
+    "lowercase": {
+        "en": "The greeting writes '{written}' in lower case; the recipient is {person}.",
+        "de": "Die Anrede schreibt '{written}' klein; der Empfänger heißt {person}.",
+    },
+    "wrong_person_known": {
+        "en": "The greeting names {written}, but {written} is {other}, who is not a recipient.",
+        "de": "Die Anrede nennt {written}, aber {written} ist {other}, kein Empfänger dieser Mail.",
+    },
+    "wrong_person": {
+        "en": "The greeting names {written}, who is none of the recipients ({people}).",
+        "de": "Die Anrede nennt {written}, aber keiner der Empfänger heißt so ({people}).",
+    },
+    "mismatch": {
+        "en": "The greeting says '{form}', but {person} is recorded as '{recorded}'.",
+        "de": "Die Anrede sagt '{form}', aber {person} ist als '{recorded}' eingetragen.",
+    },
+}
+
+# --- forms of address, titles, particles ------------------------------------
+
+# Form of address (lower case, without dot) -> grammatical gender it implies.
+FORMS: dict[str, str] = {
+    "herr": "M", "herrn": "M", "frau": "F", "fräulein": "F",
+    "mr": "M", "mister": "M", "sir": "M", "ms": "F", "mrs": "F", "miss": "F", "madam": "F",
+    "monsieur": "M", "m": "M", "madame": "F", "mme": "F", "mademoiselle": "F", "mlle": "F",
+    "señor": "M", "senor": "M", "sr": "M", "señora": "F", "senora": "F", "sra": "F",
+    "señorita": "F", "srta": "F", "don": "M", "doña": "F", "dona": "F",
+    "signor": "M", "signore": "M", "sig": "M", "signora": "F", "sig.ra": "F", "signorina": "F",
+    "meneer": "M", "mevrouw": "F", "mevr": "F", "dhr": "M", "heer": "M",
+}
+TITLES = frozenset({
+    "dr", "prof", "professor", "doktor", "doctor", "dipl", "ing", "mag", "med", "phil", "rer",
+    "nat", "jur", "hon", "habil", "mba", "msc", "bsc", "phd", "ll", "dres", "drs", "ir",
+    "sehr", "geehrte", "geehrter", "liebe", "lieber", "dear", "hallo", "hi", "hello",
+})
+PARTICLES = frozenset({
+    "von", "van", "de", "di", "da", "del", "della", "der", "den", "ter", "ten", "zu", "zum",
+    "zur", "vom", "le", "la", "du", "des", "dos", "das", "af", "av", "bin", "ibn", "al", "el",
+    "mc", "o",
+})
+_CONNECTORS = frozenset({"und", "and", "oder", "or", "et", "y", "e", "en", "&"})
+
+# Display names and address parts that name a list, team or role, not a person.
+_GROUP_WORDS = frozenset({
+    "list", "lists", "liste", "users", "user", "devel", "dev", "discuss", "discussion",
+    "announce", "team", "group", "info", "support", "sales", "office", "admin", "help",
+    "service", "kontakt", "contact", "mail", "news", "newsletter", "noreply", "no-reply",
+    "all", "alle", "staff", "board", "hr", "jobs", "billing", "accounts", "buchhaltung",
+    "vertrieb", "verwaltung", "sekretariat", "postmaster", "webmaster", "abuse", "marketing",
+    "press", "presse", "mailer", "daemon", "bounce", "notifications", "committee", "members",
+    "participants", "everyone", "dept", "department", "abteilung", "redaktion", "empfang",
+})
+
+_TRANSLIT = str.maketrans({
+    "ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ø": "o", "æ": "ae", "œ": "oe", "å": "a",
+    "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i",
+})
+_SPLIT = re.compile(r"[\s,;:/+]+")
+_NICK_QUOTED = re.compile(r"[\"'“”‘’(]([^\"'“”‘’()]{2,30})[\"'“”‘’)]")
+
+
+def normalise(name: str) -> str:
+    """Lower-case ASCII key of a name: ä=ae, ö=oe, ü=ue, ß=ss, other accents dropped."""
+    text = unicodedata.normalize("NFC", name).casefold().translate(_TRANSLIT)
+    text = unicodedata.normalize("NFKD", text)
+    kept = "".join(c for c in text if c.isalnum() or c in "- ")
+    return " ".join(kept.split())
+
+
+def _clean(word: str) -> str:
+    return word.strip(".,;:!?\"'()[]<>«»“”‘’")
+
+
+# --- well-known nicknames ----------------------------------------------------
+
+
+@functools.cache
+def _nick_tables() -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+    """name -> its canonical names (itself included when it has nicknames); all names.
+
+    Loaded once, on first use (some 50 ms), from the ``nicknames`` dataset.
+    """
+    from nicknames import name_triplets
+
+    canon: dict[str, set[str]] = {}
+    for canonical, relation, nick in name_triplets():
+        if relation != "has_nickname":
+            continue
+        c, n = normalise(canonical), normalise(nick)
+        canon.setdefault(c, set()).add(c)
+        canon.setdefault(n, set()).add(c)
+    return {k: frozenset(v) for k, v in canon.items()}, frozenset(canon)
+
+
+def well_known_nickname(written: str, name: str) -> bool:
+    """Whether the dataset makes the two names one (Bob = Robert, Steve = Steven, Rob ~ Bob)."""
+    table, _ = _nick_tables()
+    a, b = table.get(written), table.get(name)
+    if not a or not b:
+        return False
+    return bool(a & b) or written in b or name in a
+
+
+def known_given_name(key: str) -> bool:
+    return key in _nick_tables()[1]
+
+
+# --- what the salutation says ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenName:
+    """One person as named in the salutation."""
+
+    raw: str  # as written, titles included: "Herr Dr. Müller-Lüdenscheidt"
+    words: tuple[str, ...]  # name words without forms, titles, particles: ("Müller-Lüdenscheidt",)
+    form: str | None = None  # the form of address as written ("Herr", "Mrs")
+
+    @property
+    def gender(self) -> str | None:
+        return FORMS.get(_clean(self.form).casefold()) if self.form else None
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.words)
+
+
+def parse_written(raw_names: Iterable[str]) -> list[WrittenName]:
+    """Split raw name parts into persons, forms of address and name words."""
+    result: list[WrittenName] = []
+    for raw in raw_names:
+        for piece in re.split(r"\s+(?:und|and|oder|or|et|&)\s+|\s*,\s*", raw.strip()):
+            words: list[str] = []
+            form: str | None = None
+            for token in piece.split():
+                bare = _clean(token)
+                low = bare.casefold()
+                if not bare:
+                    continue
+                if low in FORMS and not words and form is None and (low != "m" or "." in token):
+                    form = bare
+                elif low in TITLES or low in _CONNECTORS:
+                    continue
+                elif low in PARTICLES and len(piece.split()) > 1:
+                    continue  # "van der Berg" is compared as "Berg"
+                else:
+                    words.append(bare)
+            if words:
+                result.append(WrittenName(raw=piece.strip(" ,"), words=tuple(words), form=form))
+    return result
+
+
+# --- what is known about the recipients --------------------------------------
+
+
+@dataclass(slots=True)
+class KnownName:
+    """The names a recipient goes by, from one source."""
+
+    address: Address
+    header: str  # "to" | "cc" | "bcc"
+    source: ContactSource
+    given: str | None = None
+    family: str | None = None
+    # Names whose role (given or family) is unknown: a single-word display name.
+    other: tuple[str, ...] = ()
+    nicknames: tuple[str, ...] = ()
+    salutation: str | None = None
+    gender: str | None = None
+    contact: Contact | None = None
+    # Spellings by normalised key, and the role of each key.
+    keys: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def knows_given(self) -> bool:
+        return bool(self.given or self.other or self.nicknames)
+
+    @property
+    def knows_family(self) -> bool:
+        return bool(self.family or self.other)
+
+    @property
+    def display(self) -> str:
+        if self.contact is not None and self.contact.name:
+            return self.contact.name
+        parts = [p for p in (self.given, self.family) if p]
+        return " ".join(parts) or " ".join(self.other) or self.address.email
+
+    def index(self) -> KnownName:
+        def add(spelling: str, role: str) -> None:
+            key = normalise(spelling)
+            if len(key) >= 2 and key not in self.keys:
+                self.keys[key] = spelling
+                self.roles[key] = role
+
+        for nick in self.nicknames:
+            add(nick, "nick")
+        if self.given:
+            add(self.given, "given")
+            for part in re.split(r"[\s-]+", self.given):
+                add(part, "given")
+        if self.family:
+            family = _strip_particles(self.family)
+            add(family, "family")
+            for part in re.split(r"[\s-]+", family):
+                add(part, "family")
+            if self.given:
+                add(f"{self.given} {family}", "full")
+        for name in self.other:
+            add(name, "other")
+            for part in re.split(r"[\s-]+", name):
+                add(part, "other")
+        return self
+
+
+def _strip_particles(name: str) -> str:
+    words = name.split()
+    kept = [w for w in words if w.casefold().strip(".") not in PARTICLES]
+    return " ".join(kept) or name
+
+
+def _is_group_name(text: str) -> bool:
+    words = [w for w in re.split(r"[^\w]+", text.casefold()) if w]
+    return any(w in _GROUP_WORDS for w in words)
+
+
+PersonName = tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]
+
+
+def parse_person_name(display: str) -> PersonName:
+    """(given, family, other, nicknames) from a display or full name; empty when not a person.
+
+    Understands "Last, First", "First Middle Last", particles ("Marcus van der
+    Berg"), a quoted nickname ("Jingming 'Marshall' Yan"), titles and
+    " via List" suffixes; drops initials.
+    """
+    text = unicodedata.normalize("NFC", display).strip().strip("\"'")
+    if not text or "@" in text:
+        return None, None, (), ()
+    text = re.split(r"\s+via\s+|\s+\|\s+|\s+-\s+|\s+–\s+", text, maxsplit=1)[0]
+    nicks = tuple(m.strip() for m in _NICK_QUOTED.findall(text) if m.strip().isalpha())
+    text = _NICK_QUOTED.sub(" ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    if _is_group_name(text):
+        return None, None, (), ()
+    family_first = False
+    if "," in text:
+        last, _, first = text.partition(",")
+        text = f"{first} {last}"
+        family_first = True
+    words = []
+    for token in text.split():
+        bare = _clean(token)
+        low = bare.casefold()
+        if not bare or low in FORMS or low in TITLES:
+            continue
+        if len(bare.replace("-", "")) <= 1 or not any(c.isalpha() for c in bare):
+            continue  # initials, numbers
+        if any(c.isdigit() for c in bare):
+            return None, None, (), ()
+        words.append(bare)
+    if not words:
+        return None, None, nicks, ()
+    if len(words) == 1:
+        return None, None, (words[0], *nicks), ()
+    # The family name starts at its first particle, else it is the last word.
+    start = len(words) - 1
+    if family_first:
+        start = len(words) - len(display.partition(",")[0].split())
+        start = max(1, min(start, len(words) - 1))
+    for i in range(1, start):
+        if words[i].casefold() in PARTICLES:
+            start = i
+            break
+    given = words[0]
+    family = " ".join(words[start:])
+    return given, family, (), nicks
+
+
+def names_from_address(email: str) -> tuple[str | None, str | None]:
+    """(given, family) from ``first.last@``; ``f.last@`` gives only the family name."""
+    local = email.partition("@")[0].split("+", 1)[0]
+    if "." not in local and "_" not in local:
+        return None, None  # tmeier@, info@: nothing certain
+    parts = [p for p in re.split(r"[._]", local)]
+    words = [p for p in parts if p]
+    if not words or any(not p.isalpha() for p in words) or _is_group_name(" ".join(words)):
+        return None, None
+    if len(words) < 2:
+        return None, None
+    family_words = [words[-1]]
+    i = len(words) - 2
+    while i > 0 and words[i].casefold() in PARTICLES:
+        family_words.insert(0, words[i])
+        i -= 1
+    family = " ".join(w.capitalize() for w in family_words)
+    if len(family_words[-1]) < 2:
+        return None, None
+    first = words[0]
+    # "t.meier", "d..steffes": one letter, or a gap, before the family name: no given name.
+    if len(first) < 2 or "" in parts[: len(parts) - len(family_words)]:
+        return None, family
+    return first.capitalize(), family
+
+
+def known_name(address: Address, field_name: str, ctx: CheckContext) -> KnownName | None:
+    """What the strongest source knows of a recipient's name, or None."""
+    contact = ctx.contacts.by_email(address.email)
+    if contact is not None and (contact.given or contact.family or contact.name):
+        given, family = contact.given, contact.family
+        other: tuple[str, ...] = ()
+        nicks = tuple(contact.nicknames)
+        if not given and not family:
+            g, f, o, n = parse_person_name(contact.name)
+            given, family, other, nicks = g, f, o, nicks + n
+        if given or family or other or nicks:
+            return KnownName(
+                address=address, header=field_name, source=contact.source, given=given,
+                family=family, other=other, nicknames=nicks, salutation=contact.salutation,
+                gender=contact.gender, contact=contact,
+            ).index()
+    if address.name:
+        g, f, o, n = parse_person_name(address.name)
+        if g or f or o:
+            return KnownName(
+                address=address, header=field_name, source=ContactSource.HEADER, given=g,
+                family=f, other=o, nicknames=n, contact=contact,
+            ).index()
+    g, f = names_from_address(address.email)
+    if g or f:
+        return KnownName(
+            address=address, header=field_name, source=ContactSource.ADDRESS, given=g,
+            family=f, contact=contact,
+        ).index()
+    return None
+
+
+# --- matching -------------------------------------------------------------------
+
+
+def _allowed_edits(key: str, settings: NameSettings) -> int:
+    if len(key) <= settings.short_name_length:
+        return settings.max_edits_short
+    return settings.max_edits
+
+
+def _short_form(written: str, name: str) -> bool:
+    """"Chris" for Christopher, "Rosie" for Rosalee: a clear abbreviation, 3+ letters off."""
+    if len(written) < 3 or OSA.distance(written, name) < 3:
+        return False
+    if len(written) >= 4 and name.startswith(written):
+        return True
+    stem = written[:-2] if written.endswith("ie") else written[:-1]
+    return (
+        written.endswith(("ie", "y", "i"))
+        and len(stem) >= 3
+        and name.startswith(stem)
+        and len(name) - len(written) >= 2
+    )
+
+
+def _accepts(key: str, known: KnownName, settings: NameSettings) -> str | None:
+    """The recorded spelling ``key`` stands for, when it is a correct way to name ``known``."""
+    if key in known.keys:
+        return known.keys[key]
+    for name, spelling in known.keys.items():
+        if " " in name:
+            continue
+        if _short_form(key, name):
+            return spelling
+        if settings.well_known_nicknames and well_known_nickname(key, name):
+            # "Jon" for John is a slip, "Steve" for Steven a nickname.
+            if OSA.distance(key, name) == 1 and not name.startswith(key):
+                continue
+            return spelling
+    return None
+
+
+def _accepts_words(
+    written: WrittenName, known: KnownName, settings: NameSettings
+) -> list[str] | None:
+    """Spellings for every written word when all of them name ``known`` (first, last, both)."""
+    whole = normalise(" ".join(written.words))
+    if whole in known.keys:
+        return [known.keys[whole]]
+    found: list[str] = []
+    for word in written.words:
+        spelling = _accepts(normalise(word), known, settings)
+        if spelling is None:
+            parts = [normalise(p) for p in word.split("-") if p]
+            spellings = [_accepts(p, known, settings) for p in parts]
+            if len(parts) < 2 or any(s is None for s in spellings):
+                return None
+            spelling = "-".join(s for s in spellings if s)
+        found.append(spelling)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Near:
+    distance: int
+    known: KnownName
+    spelling: str
+
+
+def _nearest(written: WrittenName, known: KnownName, settings: NameSettings) -> _Near | None:
+    """The closest recorded spelling within the edit limit, for a misspelled name."""
+    best: _Near | None = None
+    formal = written.form is not None
+    targets = [normalise(w) for w in written.words]
+    whole = normalise(" ".join(written.words))
+    if len(targets) > 1:
+        targets.append(whole)
+    for key in targets:
+        for name, spelling in known.keys.items():
+            role = known.roles[name]
+            if formal and role == "given" and len(written.words) == 1:
+                continue  # "Herr Thomsa" is about the family name
+            if (
+                not formal
+                and role == "family"
+                and len(written.words) == 1
+                and known_given_name(key)
+            ):
+                continue  # "Hi Andrew" to Mark Andrews uses a first name, not a typo
+            if (" " in key) != (" " in name):
+                continue
+            distance = OSA.distance(key, name)
+            if distance == 0 or distance > _allowed_edits(name, settings):
+                continue
+            if best is None or distance < best.distance:
+                best = _Near(distance, known, spelling)
+    return best
+
+
+def _suggestion(written: WrittenName, near: _Near) -> str:
+    if len(written.words) > 1 and " " not in near.spelling:
+        # Replace only the misspelled word.
+        words = list(written.words)
+        best_i = min(
+            range(len(words)),
+            key=lambda i: OSA.distance(normalise(words[i]), normalise(near.spelling)),
+        )
+        words[best_i] = near.spelling
+        return " ".join(words)
+    return near.spelling
+
+
+def _is_lowercase(word: str) -> bool:
+    letters = [c for c in word if c.isalpha()]
+    return bool(letters) and not any(c.isupper() for c in letters)
+
+
+def _skipped(ctx: CheckContext, known: KnownName, code: str) -> bool:
+    contact = known.contact
+    if contact is not None and (
+        code in contact.skip_checks or FAMILY in contact.skip_checks
+    ):
+        return True
+    return ctx.exceptions.allows(known.address.email, code)
+
+
+def _recorded_form(known: KnownName) -> tuple[str, str] | None:
+    """(recorded form as shown, gender) of a contact, from salutation or gender."""
+    if known.salutation:
+        for word in known.salutation.split():
+            gender = FORMS.get(_clean(word).casefold())
+            if gender:
+                return known.salutation, gender
+    if known.gender and known.gender.upper()[:1] in ("M", "F"):
+        gender = known.gender.upper()[:1]
+        return gender, gender
+    return None
+
+
+_GENDER_WORDS = {
+    "en": {"M": "male", "F": "female"},
+    "de": {"M": "männlich", "F": "weiblich"},
+}
+
+
+# --- the check ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Recipients:
+    known: tuple[KnownName, ...]
+    # Recipients whose given / family name nobody knows (lists, opaque addresses).
+    unknown_given: bool
+    unknown_family: bool
+
+
+def _recipients(ctx: CheckContext, settings: NameSettings) -> _Recipients:
+    message = ctx.message
+    own = {a.lower() for a in ctx.own_addresses}
+    if message.sender is not None:
+        own.add(message.sender.email.lower())
+    groups: list[tuple[str, tuple[Address, ...]]] = [("to", message.to)]
+    if settings.include_cc:
+        groups.append(("cc", message.cc))
+    known: list[KnownName] = []
+    unknown_given = unknown_family = False
+    seen: set[str] = set()
+    for field_name, addresses in groups:
+        for address in addresses:
+            email = address.email.lower()
+            if email in seen:
+                continue
+            seen.add(email)
+            if email in own:
+                continue  # a copy to oneself is no one to greet
+            info = known_name(address, field_name, ctx)
+            if info is None:
+                unknown_given = unknown_family = True
+                continue
+            known.append(info)
+            unknown_given = unknown_given or not info.knows_given
+            unknown_family = unknown_family or not info.knows_family
+            if _skipped(ctx, info, CODE_WRONG_PERSON):
+                unknown_given = unknown_family = True
+    for address in message.bcc:
+        if address.email.lower() not in seen:
+            info = known_name(address, "bcc", ctx)
+            if info is not None:
+                known.append(info)
+    return _Recipients(tuple(known), unknown_given, unknown_family)
+
+
+def check_written_names(
+    ctx: CheckContext,
+    settings: NameSettings,
+    written: Sequence[WrittenName],
+    evidence: str,
+) -> list[Finding]:
+    """Findings for the names of one salutation (usable without a parsed greeting)."""
+    if not written:
+        return []
+    recipients = _recipients(ctx, settings)
+    if not recipients.known:
+        return []  # nothing known about anyone's name: no guessing
+    findings: list[Finding] = []
+    lang = ctx.language
+    greeted: set[str] = set()
+    wrong: list[WrittenName] = []
+    for name in written:
+        matched: tuple[KnownName, list[str]] | None = None
+        for known in recipients.known:
+            spellings = _accepts_words(name, known, settings)
+            if spellings is not None:
+                matched = (known, spellings)
+                break
+        if matched is not None:
+            known, spellings = matched
+            greeted.add(known.address.email.lower())
+            findings.extend(_case_and_form(ctx, settings, name, known, spellings, evidence))
+            continue
+        near: _Near | None = None
+        for known in recipients.known:
+            candidate = _nearest(name, known, settings)
+            if candidate is not None and (near is None or candidate.distance < near.distance):
+                near = candidate
+        if near is not None:
+            greeted.add(near.known.address.email.lower())
+            if not _skipped(ctx, near.known, CODE_MISSPELLED):
+                findings.append(
+                    Finding(
+                        code=CODE_MISSPELLED,
+                        severity=settings.misspelled_severity,
+                        message=say(
+                            TEXTS, "misspelled", lang, written=name.text, person=near.known.display
+                        ),
+                        evidence=evidence,
+                        suggestion=_suggestion(name, near),
+                    )
+                )
+            continue
+        undecided = recipients.unknown_family if name.form else recipients.unknown_given
+        if undecided:
+            continue
+        wrong.append(name)
+    for name in wrong:
+        findings.append(_wrong_person(ctx, settings, name, recipients, greeted, evidence))
+    return findings
+
+
+def _case_and_form(
+    ctx: CheckContext,
+    settings: NameSettings,
+    name: WrittenName,
+    known: KnownName,
+    spellings: list[str],
+    evidence: str,
+) -> list[Finding]:
+    findings: list[Finding] = []
+    lang = ctx.language
+    lowered = [w for w in name.words if _is_lowercase(w)]
+    recorded_lower = all(_is_lowercase(s) for s in spellings)
+    if lowered and not recorded_lower and not _skipped(ctx, known, CODE_MISSPELLED):
+        findings.append(
+            Finding(
+                code=CODE_MISSPELLED,
+                severity=settings.lowercase_severity,
+                message=say(TEXTS, "lowercase", lang, written=name.text, person=known.display),
+                evidence=evidence,
+                suggestion=" ".join(spellings),
+            )
+        )
+    if name.form and name.gender:
+        recorded = _recorded_form(known)
+        if (
+            recorded is not None
+            and recorded[1] != name.gender
+            and not _skipped(ctx, known, CODE_SALUTATION_MISMATCH)
+        ):
+            shown = recorded[0]
+            if shown in ("M", "F"):
+                shown = _GENDER_WORDS.get(lang, _GENDER_WORDS["en"])[shown]
+            suggestion = _form_suggestion(name.form, recorded[1], known)
+            findings.append(
+                Finding(
+                    code=CODE_SALUTATION_MISMATCH,
+                    severity=settings.salutation_mismatch_severity,
+                    message=say(
+                        TEXTS, "mismatch", lang, form=name.form, person=known.display,
+                        recorded=shown,
+                    ),
+                    evidence=evidence,
+                    suggestion=suggestion,
+                )
+            )
+    return findings
+
+
+_OPPOSITE = {
+    "herr": "Frau", "herrn": "Frau", "frau": "Herr", "mr": "Ms", "ms": "Mr", "mrs": "Mr",
+    "miss": "Mr", "monsieur": "Madame", "madame": "Monsieur", "señor": "Señora",
+    "señora": "Señor", "signor": "Signora", "signora": "Signor", "meneer": "Mevrouw",
+    "mevrouw": "Meneer",
+}
+
+
+def _form_suggestion(form: str, gender: str, known: KnownName) -> str | None:
+    if known.salutation and FORMS.get(_clean(known.salutation.split()[0]).casefold()):
+        return known.salutation
+    other = _OPPOSITE.get(_clean(form).casefold())
+    if other is None:
+        return None
+    return other + ("." if form.endswith(".") else "")
+
+
+def _wrong_person(
+    ctx: CheckContext,
+    settings: NameSettings,
+    name: WrittenName,
+    recipients: _Recipients,
+    greeted: set[str],
+    evidence: str,
+) -> Finding:
+    lang = ctx.language
+    recipient_emails = {k.address.email.lower() for k in recipients.known}
+    other: Contact | None = None
+    for candidate in ctx.contacts.by_name(name.text):
+        if not any(e.lower() in recipient_emails for e in candidate.emails):
+            other = candidate
+            break
+    people = ", ".join(k.display for k in recipients.known if k.header != "bcc")
+    if other is not None:
+        message = say(
+            TEXTS, "wrong_person_known", lang, written=name.text,
+            other=other.name or other.emails[0],
+        )
+    else:
+        message = say(TEXTS, "wrong_person", lang, written=name.text, people=people)
+    # Suggest the first To/Cc recipient the salutation does not name yet.
+    first = next(
+        (
+            k
+            for k in recipients.known
+            if k.header != "bcc" and k.address.email.lower() not in greeted
+        ),
+        None,
+    )
+    suggestion = _address_as(name, first) if first is not None else None
+    if first is not None:
+        greeted.add(first.address.email.lower())
+    return Finding(
+        code=CODE_WRONG_PERSON,
+        severity=settings.wrong_person_severity,
+        message=message,
+        evidence=evidence,
+        suggestion=suggestion,
+    )
+
+
+def _address_as(name: WrittenName, known: KnownName) -> str | None:
+    """How the first recipient would be named in the same style."""
+    if name.form:
+        return known.family or (known.other[0] if known.other else None)
+    return known.given or (known.other[0] if known.other else None) or known.family
+
+
+def check_names(ctx: CheckContext, settings: NameSettings) -> list[Finding]:
+    """The family's entry point: read the salutation, then compare its names."""
+    from courtesy.checks.greeting import find_salutation
+
+    message = ctx.message
+    hints = [a.name for a in (*message.to, *message.cc) if a.name]
+    salutation = find_salutation(message.new_text, hints)
+    if salutation is None or salutation.group or not salutation.names:
+        return []
+    written = parse_written(salutation.names)
+    return check_written_names(ctx, settings, written, salutation.line)
+
+
+register(
+    CheckFamily(
+        name=FAMILY,
+        codes=(CODE_MISSPELLED, CODE_WRONG_PERSON, CODE_SALUTATION_MISMATCH),
+        settings_type=NameSettings,
+        run=check_names,
+        description="The salutation names a recipient, spelled and addressed as recorded.",
+    )
+)
