@@ -64,7 +64,11 @@ def families() -> Mapping[str, CheckFamily]:
     global _loaded
     if not _loaded:
         for module in FAMILY_MODULES:
-            importlib.import_module(module)
+            try:  # TEMPORARY while the families are being written
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise
         _loaded = True
     return dict(_REGISTRY)
 

@@ -1,0 +1,129 @@
+"""``courtesy run``: wiring config, store, upstream and the SMTP front together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from courtesy.proxy.config import Config
+from courtesy.proxy.front import Inspector, NoChecks, ProxyHandler, start_front
+from courtesy.proxy.recorder import OutgoingLog
+from courtesy.proxy.relay import SmtpUpstream, TryoutUpstream, Upstream
+from courtesy.proxy.secrets import resolve_password
+from courtesy.store.db import Store, open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Running:
+    """A started proxy; tests and the CLI stop it through :meth:`stop`."""
+
+    config: Config
+    store: Store
+    upstream: Upstream
+    handler: ProxyHandler
+    server: asyncio.Server
+    outgoing_log: OutgoingLog
+
+    @property
+    def address(self) -> tuple[str, int]:
+        sock = self.server.sockets[0]
+        host, port = sock.getsockname()[:2]
+        return host, port
+
+    async def stop(self) -> None:
+        """Stop listening, let messages in flight finish, then close everything."""
+        self.server.close()
+        grace = self.config.proxy.shutdown_grace.total_seconds()
+        if not await self.handler.wait_idle(grace):
+            log.warning("shutdown: %d message(s) still in flight after %.0fs",
+                        self.handler.in_flight, grace)
+        for connection in list(self.handler.connections):
+            if connection.transport is not None:
+                connection.transport.close()
+        await asyncio.sleep(0)
+        await self.upstream.close()
+        await asyncio.to_thread(self.outgoing_log.close)
+        self.store.close()
+
+
+def build_upstream(config: Config) -> Upstream:
+    if config.upstream is None:
+        return TryoutUpstream(config.tryout_folder)
+    password = resolve_password(config.upstream, "upstream", config.upstream.username)
+    return SmtpUpstream(config.upstream, password)
+
+
+def front_tls_context(config: Config) -> ssl.SSLContext | None:
+    settings = config.proxy
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
+    return context
+
+
+async def start(
+    config: Config,
+    *,
+    inspector: Inspector | None = None,
+    store: Store | None = None,
+) -> Running:
+    store = store or await asyncio.to_thread(open_store, config.store_url)
+    upstream = build_upstream(config)
+    outgoing_log = OutgoingLog(store)
+    handler = ProxyHandler(
+        upstream,
+        inspector or NoChecks(),
+        config.proxy,
+        recorder=outgoing_log,
+    )
+    try:
+        server = await start_front(handler, config.proxy, front_tls_context(config))
+    except OSError as exc:
+        outgoing_log.close()
+        store.close()
+        raise OSError(exc.errno, f"cannot listen on {config.proxy.listen}: {exc.strerror}") from None
+    return Running(config, store, upstream, handler, server, outgoing_log)
+
+
+def banner(running: Running) -> str:
+    host, port = running.address
+    lines = [f"courtesy is listening on {host}:{port} (SMTP)"]
+    if running.config.tryout_mode:
+        lines.append(
+            "TRY-OUT MODE: no [upstream] is configured, so nothing is sent. Every message is "
+            f"kept in the folder {running.config.tryout_folder}"
+        )
+    else:
+        lines.append(f"relaying to {running.upstream.description}")
+    lines.append(f"store: {running.store.url}")
+    return "\n".join(lines)
+
+
+async def serve(
+    config: Config,
+    *,
+    inspector: Inspector | None = None,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """Run until SIGTERM or SIGINT, then shut down cleanly."""
+    running = await start(config, inspector=inspector)
+    announce(banner(running))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutting down: finishing messages in flight")
+    finally:
+        await running.stop()
+    log.info("stopped")

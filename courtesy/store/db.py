@@ -1,0 +1,110 @@
+"""Opening the store: engine, sessions, file permissions and migrations.
+
+SQLite by default (WAL, synchronous FULL so a commit survives a crash, file
+mode 0600); PostgreSQL when ``store.url`` says so. Every open runs the Alembic
+migrations up to head, which is a no-op on an up-to-date database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class StoreError(RuntimeError):
+    """The store could not be opened or written; the message says why in one line."""
+
+
+@dataclass
+class Store:
+    engine: Engine
+    sessions: sessionmaker[Session]
+    url: str
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    """Create the database file private to its owner before SQLite opens it."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+_migrate_lock = threading.Lock()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest revision; safe to call on every start."""
+    alembic_cfg = AlembicConfig()
+    alembic_cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with _migrate_lock, engine.begin() as connection:
+        alembic_cfg.attributes["connection"] = connection
+        command.upgrade(alembic_cfg, "head")
+
+
+def open_store(url: str, *, migrate: bool = True, echo: bool = False) -> Store:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"store.url: {url!r} is not a database URL") from None
+    kwargs: dict[str, Any] = {"echo": echo}
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite:
+        database = parsed.database
+        if database and database != ":memory:":
+            try:
+                _prepare_sqlite_file(Path(database).expanduser())
+            except OSError as exc:
+                raise StoreError(f"store: cannot create {database}: {exc.strerror}") from None
+        kwargs["connect_args"] = {"check_same_thread": False}
+    else:
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = create_engine(url, **kwargs)
+    except (ArgumentError, ImportError) as exc:
+        raise StoreError(f"store.url: cannot use {parsed.get_backend_name()!r}: {exc}") from None
+    if is_sqlite:
+        event.listen(engine, "connect", _sqlite_pragmas)
+    if migrate:
+        try:
+            upgrade(engine)
+        except OperationalError as exc:
+            engine.dispose()
+            raise StoreError(f"store: cannot open {parsed.render_as_string()}: {exc.orig}") from None
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise StoreError(f"store: migration failed: {exc}") from None
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    return Store(engine=engine, sessions=sessions, url=parsed.render_as_string())

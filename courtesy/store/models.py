@@ -1,0 +1,6 @@
+"""Every table of the store, imported in one place for Alembic and create_all."""
+
+from courtesy.store.base import Base
+from courtesy.store.outgoing import OutgoingMessage
+
+__all__ = ["Base", "OutgoingMessage"]

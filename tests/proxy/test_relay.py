@@ -1,0 +1,213 @@
+"""The outgoing path end to end: real clients -> the proxy -> a recording upstream."""
+
+from __future__ import annotations
+
+import email
+import smtplib
+import subprocess
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from courtesy.store.outgoing import OutgoingMessage
+from tests.conftest import DATA, require_tool
+from tests.servers import ProxyInThread, RecordingUpstream, proxy_config, wait_for
+
+PLAIN = (DATA / "proxy" / "plain.eml").read_bytes()
+UTF8 = (DATA / "proxy" / "utf8.eml").read_bytes()
+SMTPUTF8 = (DATA / "proxy" / "smtputf8.eml").read_bytes()
+
+
+@pytest.fixture
+def proxy(tmp_path: Path, upstream: RecordingUpstream) -> Iterator[ProxyInThread]:
+    running = ProxyInThread(proxy_config(tmp_path, upstream))
+    yield running
+    running.stop()
+
+
+def send(proxy: ProxyInThread, sender: str, rcpts: list[str], content: bytes,
+         **options: list[str]) -> dict[str, tuple[int, bytes]]:
+    with smtplib.SMTP(proxy.host, proxy.port, timeout=30) as client:
+        return client.sendmail(sender, rcpts, content, mail_options=options.get("mail", []))
+
+
+def test_plain_ascii_arrives_byte_identical(proxy: ProxyInThread, upstream: RecordingUpstream):
+    refused = send(proxy, "anna@example.com", ["thomas.meier@example.org"], PLAIN)
+    assert refused == {}
+    assert len(upstream.received) == 1
+    got = upstream.received[0]
+    assert got.content == PLAIN
+    assert got.mail_from == "anna@example.com"
+    assert got.rcpt_tos == ["thomas.meier@example.org"]
+
+
+def test_8bit_utf8_body_arrives_byte_identical(proxy: ProxyInThread, upstream: RecordingUpstream):
+    send(proxy, "anna@example.com", ["juergen.mueller@example.org"], UTF8, mail=["BODY=8BITMIME"])
+    got = upstream.received[0]
+    assert got.content == UTF8
+    assert "BODY=8BITMIME" in got.mail_options
+
+
+def test_smtputf8_addresses(proxy: ProxyInThread, upstream: RecordingUpstream):
+    with smtplib.SMTP(proxy.host, proxy.port, timeout=30) as client:
+        client.ehlo()
+        assert client.has_extn("smtputf8")
+        client.sendmail("jörg@bücher.example", ["müller@bücher.example"], SMTPUTF8,
+                        mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+    got = upstream.received[0]
+    assert got.mail_from == "jörg@bücher.example"
+    assert got.rcpt_tos == ["müller@bücher.example"]
+    assert got.content == SMTPUTF8
+    assert "SMTPUTF8" in got.mail_options
+
+
+def test_20mb_attachment(proxy: ProxyInThread, upstream: RecordingUpstream):
+    message = EmailMessage()
+    message["From"] = "anna@example.com"
+    message["To"] = "thomas.meier@example.org"
+    message["Subject"] = "Die Unterlagen"
+    message["Message-ID"] = "<big-1@example.com>"
+    message.set_content("Hallo Herr Meier,\n\nanbei die Unterlagen.\n\nViele Grüße\nAnna\n")
+    message.add_attachment(bytes(range(256)) * (20 * 1024 * 1024 // 256),
+                           maintype="application", subtype="octet-stream", filename="a.bin")
+    raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    assert len(raw) > 20 * 1024 * 1024
+    send(proxy, "anna@example.com", ["thomas.meier@example.org"], raw)
+    assert upstream.received[0].content == raw
+
+
+def test_refused_recipients_are_refused_to_the_client(proxy: ProxyInThread,
+                                                      upstream: RecordingUpstream):
+    rcpts = [f"person{i}@example.org" for i in range(50)]
+    upstream.behaviour.refuse_rcpts = {"person7@example.org", "person31@example.org"}
+    refused = send(proxy, "anna@example.com", rcpts, PLAIN)
+    assert set(refused) == {"person7@example.org", "person31@example.org"}
+    assert all(code == 550 for code, _ in refused.values())
+    assert b"rejected by upstream" in refused["person7@example.org"][1]
+    assert upstream.received[0].rcpt_tos == [r for r in rcpts if r not in refused]
+
+
+def test_swaks_client(proxy: ProxyInThread, upstream: RecordingUpstream, tmp_path: Path):
+    swaks = require_tool("swaks")
+    eml = tmp_path / "m.eml"
+    eml.write_bytes(UTF8)
+    done = subprocess.run(
+        [swaks, "--server", f"{proxy.host}:{proxy.port}", "-f", "anna@example.com",
+         "-t", "juergen.mueller@example.org", "--data", str(eml), "--silent", "2"],
+        capture_output=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert upstream.received[0].content.rstrip(b"\r\n") == UTF8.rstrip(b"\r\n")
+
+
+def test_msmtp_client(proxy: ProxyInThread, upstream: RecordingUpstream):
+    msmtp = require_tool("msmtp")
+    done = subprocess.run(
+        [msmtp, f"--host={proxy.host}", f"--port={proxy.port}", "--auth=off", "--tls=off",
+         "--from=anna@example.com", "thomas.meier@example.org"],
+        input=PLAIN, capture_output=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    got = upstream.received[0]
+    assert got.rcpt_tos == ["thomas.meier@example.org"]
+    assert got.content == PLAIN
+
+
+def test_outgoing_row_is_recorded_without_body(proxy: ProxyInThread, upstream: RecordingUpstream):
+    send(proxy, "anna@example.com", ["thomas.meier@example.org", "hidden@example.net"], PLAIN)
+    proxy.flush_log()
+    with proxy.running.store.session() as session:
+        row = session.scalars(select(OutgoingMessage)).one()
+        assert row.message_id == "<plain-1@example.com>"
+        assert row.action == "relay"
+        assert row.to_count == 1 and row.cc_count == 0 and row.bcc_count == 1
+        assert row.recipients == ["thomas.meier@example.org", "hidden@example.net"]
+        assert row.upstream_reply is not None and row.upstream_reply.startswith("250")
+        columns = {c.name for c in OutgoingMessage.__table__.columns}
+        assert not {"body", "content", "raw"} & columns
+
+
+# -- faults: the client always gets a 4xx and a retry delivers exactly once ----------
+
+
+def _expect_4xx(proxy: ProxyInThread) -> int:
+    with pytest.raises(smtplib.SMTPException) as caught:
+        send(proxy, "anna@example.com", ["thomas.meier@example.org"], PLAIN)
+    error = caught.value
+    code = getattr(error, "smtp_code", None)
+    if code is None and isinstance(error, smtplib.SMTPRecipientsRefused):
+        code = next(iter(error.recipients.values()))[0]
+    assert code is not None and 400 <= code < 500, repr(error)
+    return code
+
+
+def test_upstream_down_then_back(proxy: ProxyInThread, upstream: RecordingUpstream):
+    upstream.stop()
+    _expect_4xx(proxy)
+    upstream.start()
+    send(proxy, "anna@example.com", ["thomas.meier@example.org"], PLAIN)
+    assert len(upstream.received) == 1
+
+
+def test_upstream_answers_421(proxy: ProxyInThread, upstream: RecordingUpstream):
+    upstream.behaviour.mail_reply = "421 4.3.2 Service shutting down"
+    assert _expect_4xx(proxy) == 421
+    upstream.behaviour.mail_reply = None
+    send(proxy, "anna@example.com", ["thomas.meier@example.org"], PLAIN)
+    assert len(upstream.received) == 1
+
+
+def test_upstream_4xx_on_data_is_passed_on(proxy: ProxyInThread, upstream: RecordingUpstream):
+    upstream.behaviour.data_reply = "452 4.3.1 Insufficient system storage"
+    assert _expect_4xx(proxy) == 452
+    upstream.behaviour.data_reply = None
+    send(proxy, "anna@example.com", ["thomas.meier@example.org"], PLAIN)
+    assert len(upstream.received) == 1
+
+
+def test_upstream_hangs_past_timeout(tmp_path: Path, upstream: RecordingUpstream):
+    config = proxy_config(tmp_path, upstream, upstream={"timeout": "1s"})
+    proxy = ProxyInThread(config)
+    try:
+        upstream.behaviour.hang_data = 3
+        _expect_4xx(proxy)
+        upstream.behaviour.hang_data = 0
+        send(proxy, "anna@example.com", ["thomas.meier@example.org"], PLAIN)
+        assert wait_for(lambda: len(upstream.received) >= 1)
+        # the hung attempt must not have been delivered as well
+        assert len(upstream.received) == 1
+    finally:
+        proxy.stop()
+
+
+def test_upstream_drops_connection_mid_data(proxy: ProxyInThread, upstream: RecordingUpstream):
+    upstream.behaviour.drop_in_data = True
+    _expect_4xx(proxy)
+    upstream.behaviour.drop_in_data = False
+    send(proxy, "anna@example.com", ["thomas.meier@example.org"], PLAIN)
+    assert len(upstream.received) == 1
+
+
+def test_connection_reused_across_messages(proxy: ProxyInThread, upstream: RecordingUpstream):
+    with smtplib.SMTP(proxy.host, proxy.port, timeout=30) as client:
+        for _ in range(5):
+            client.sendmail("anna@example.com", ["thomas.meier@example.org"], PLAIN)
+    assert len(upstream.received) == 5
+    assert all(r.content == PLAIN for r in upstream.received)
+
+
+def test_tryout_mode_keeps_mail_in_a_folder(tmp_path: Path):
+    proxy = ProxyInThread(proxy_config(tmp_path, None))
+    try:
+        assert proxy.running.config.tryout_mode
+        send(proxy, "anna@example.com", ["thomas.meier@example.org"], PLAIN)
+    finally:
+        proxy.stop()
+    files = list((tmp_path / "tryout" / "new").iterdir())
+    assert len(files) == 1
+    assert files[0].read_bytes() == PLAIN
+    assert files[0].stat().st_mode & 0o077 == 0
+    assert email.message_from_bytes(files[0].read_bytes())["Subject"] == "Termin am Dienstag"
