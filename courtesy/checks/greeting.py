@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from courtesy.checks.i18n import Texts, say
 from courtesy.checks.model import CheckContext, Finding, OutgoingMessage, Severity
@@ -29,8 +30,8 @@ CODE_MISSING = "greeting.missing"
 
 # Only the head of a line is inspected: bounds the work on arbitrary input.
 _MAX_LINE = 300
-# How many leading lines may hold the salutation (a heading line above it).
-_MAX_LEAD_LINES = 4
+# The salutation is the first line with text; the second is looked at for context.
+_MAX_LEAD_LINES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +169,18 @@ _NOT_NAMES = _words(
     zunächst erstens zweitens drittens schließlich endlich außerdem zudem allerdings trotzdem
     dennoch deshalb daher darum sorry merci oui non voilà bien très bon bonne alors donc
     mais et gracias sí si no bueno vale pues grazie sì bene allora dank bedankt ja nee
-    prima goed oké"""
+    prima goed oké with without for from in on at by about into over under per via between
+    mit ohne für von bei zu zum zur auf im am um aus über unter durch gegen seit bis beim
+    hast habe hat haben bin bist ist sind war waren wird werden kann kannst können muss soll
+    will would could should can may might must shall is are was were be been has have had do
+    does did get gets monday tuesday wednesday thursday friday saturday sunday mon tue wed
+    thu fri sat sun montag dienstag mittwoch donnerstag freitag samstag sonntag mo di mi do
+    fr sa so january february march april may june july august september october november
+    december jan feb mar apr jun jul aug sep sept oct nov dec januar februar märz mai juni
+    juli oktober dezember mrz okt dez http https www mailto siehe see re aw wg fwd
+    yup yo junior senior lunch dinner meeting call"""
 )
-_TOKEN_RE = re.compile(r"[^\W\d_](?:[\w'’.\-]{0,40}[\w.])?|\d+|--+|[^\w\s]")
+_TOKEN_RE = re.compile(r"[^\W\d_]+(?:['’.\-][^\W\d_]+){0,6}|\d+|--+|[^\w\s]")
 _LETTERS_RE = re.compile(r"[^\W\d_]")
 _PLAYFUL_RE = re.compile(r"hi{1,9}|he{1,9}y{1,9}|hel{1,9}o{2,9}")
 
@@ -307,7 +317,7 @@ def _name_part(
             group = True
             current.append(tok)
         elif (
-            (low in _PARTICLES and current)
+            (low in _PARTICLES and current and tok.text.islower())
             or ((tok.capitalised or all_lower) and low not in _NOT_NAMES)
             or low in _TITLES
         ):
@@ -322,13 +332,27 @@ def _name_part(
     return names, group, k
 
 
+@cache
+def _given_names() -> frozenset[str]:
+    """Given names from the curated ``nicknames`` dataset: "Kevin" alone on a line is a name."""
+    try:
+        import nicknames
+    except ImportError:  # the names helper's dependency; without it rely on structure
+        return frozenset()
+    return frozenset(
+        name for triplet in nicknames.name_triplets() for name in (triplet[0], triplet[2])
+    ) - _NOT_NAMES
+
+
 def _raw(line: str, group: list[_Token]) -> str:
     """The name as written, from its first to its last token."""
     last = group[-1]
     return line[group[0].start : last.start + len(last.text)].strip()
 
 
-def _parse_line(line: str, known: frozenset[str]) -> tuple[list[str], list[str], bool, str] | None:
+def _parse_line(
+    line: str, known: frozenset[str], next_is_sentence: bool = False
+) -> tuple[list[str], list[str], bool, str] | None:
     """Greeting words, names, group flag and language of a salutation line."""
     tokens = _tokens(line[:_MAX_LINE])
     if not tokens:
@@ -385,26 +409,59 @@ def _parse_line(line: str, known: frozenset[str]) -> tuple[list[str], list[str],
             return None
         return words, names, group, language
     # No greeting word: a bare vocative or a group address at the very start.
-    parts, is_group, k = _name_part(tokens, i, all_lower)
+    # After an interjection ("Oh, meta,") a lower-case nickname still addresses someone.
+    interjected = i == 2 and len(tokens) > 3 and tokens[3].text == ","
+    parts, is_group, k = _name_part(tokens, i, all_lower or interjected)
+    if interjected and parts:
+        return [], [_raw(line, parts[0])], False, ""
     if not parts:
         return None
     flat = [t for part in parts for t in part]
-    if not all(_name_like(t, False) or t.low in _PARTICLES or _is_group_word(t.text) for t in flat):
+    if not all(
+        _name_like(t, False) or (t.low in _PARTICLES and t.text.islower()) or _is_group_word(t.text)
+        for t in flat
+    ):
         return None
     if len(flat) > 6 or any(len(part) > 4 for part in parts):
         return None
+    given = _given_names()
     known_hit = any(t.low in known for t in flat)
+    name_hit = known_hit or any(t.low in given or t.low in _TITLES for t in flat)
+    first_hit = any(
+        part[0].low in known or part[0].low in given or part[0].low in _TITLES for part in parts
+    )
+    exclaimed = k < len(tokens) and tokens[k].text == "!"
+    if len(flat) > 1 and not (first_hit or is_group or exclaimed):
+        # "Vista Hotel, 1400 M Street": several capitalised words, not opening with a name.
+        return None
     if k < len(tokens):
         term = tokens[k]
         if not _is_terminator(term) or term.text in (".", "?", ";"):
             return None
+        if term.text in "-–—" or term.text.startswith("--"):
+            if not line[: term.start].endswith((" ", "\t")) and not term.text.startswith("--"):
+                return None  # "Ober-stimmt": a hyphen, not a dash after a name
+            if not (name_hit or is_group):
+                return None  # "Lunch - still open": a heading, not an address
         if term.text == "!" and not (known_hit or len(flat) >= 2 or is_group):
             # "Great!" is an exclamation; "Gühlcke Roger!" addresses someone.
             return None
-    else:
-        # A line that is only a name: "Kevin" above the text.
-        if not (known_hit or is_group):
+        after = tokens[k + 1] if k + 1 < len(tokens) else None
+        if (
+            after is not None
+            and term.text in ",:"
+            and after.capitalised
+            and after.low not in _NOT_NAMES
+            and _match_greeting(tokens, k + 1) is None
+            and not known_hit
+            and (term.text == "," or not name_hit)
+        ):
+            # "Washington, DC", "Hartsoe: PJM, Hogan": a list of names, not an address.
             return None
+    elif not (known_hit or is_group or (len(flat) == 1 and name_hit and next_is_sentence)):
+        # A line that is only a name ("Kevin" above "I had ...") addresses someone;
+        # a name above another name or a heading does not.
+        return None
     if is_group:
         return [], [], True, ""
     if len(parts) == 1 and len(flat) == 1 and flat[0].text.isupper() and len(flat[0].text) <= 4:
@@ -439,15 +496,18 @@ def _name_words(names: Iterable[str]) -> frozenset[str]:
 def find_salutation(new_text: str, known_names: Iterable[str] = ()) -> Salutation | None:
     """The salutation that opens ``new_text``, or None when it opens without one.
 
-    Only the first line with text counts (a short heading line above it is
-    skipped, as in "MARKET NOTICE ... Participants:"). ``known_names`` are
+    Only the first line with text counts. ``known_names`` are
     names the writer may address (recipients' display names): a line that
     holds only such a name ("Kevin") is a vocative, while an unknown
     capitalised word alone on a line is not.
     """
     known = _name_words(known_names)
-    for index, (offset, line) in enumerate(_lines(new_text)):
-        parsed = _parse_line(line, known)
+    lead = [(o, line) for o, line in _lines(new_text) if not _is_id_line(line)][:2]
+    for index, (offset, line) in enumerate(lead):
+        following = lead[index + 1][1] if index + 1 < len(lead) else ""
+        parsed = _parse_line(line, known, _starts_sentence(following))
+        if index == 1 and parsed is not None and not parsed[0]:
+            return None  # below a heading only a greeting word counts, not a bare name
         if parsed is not None:
             words, names, group, language = parsed
             stripped = line.strip()
@@ -461,19 +521,34 @@ def find_salutation(new_text: str, known_names: Iterable[str] = ()) -> Salutatio
                 group=group,
                 language=language or None,
             )
-        if index == 0 and _continues_text(line):
+        if index == 0 and not _is_heading(new_text, offset, line):
             return None
     return None
 
 
-def _continues_text(line: str) -> bool:
-    """Whether a first line is running text (then no salutation can follow it)."""
+_ID_LINE_RE = re.compile(r"\s*<?[^\s<>@]{1,200}@[^\s<>@]{1,200}>?(?:\.\.\.|…|:)?\s*$")
+
+
+def _is_id_line(line: str) -> bool:
+    """A line that is only a Message-ID or an address: left over from an attribution."""
+    return _ID_LINE_RE.match(line[:_MAX_LINE]) is not None
+
+
+def _is_heading(text: str, offset: int, line: str) -> bool:
+    """A short line without sentence punctuation, set off by a blank line (a title)."""
     stripped = line.strip()
-    if len(stripped) > 60 or stripped.endswith((".", ",", "?", "!", ";")):
-        return True
-    # A heading has no lower-case sentence in it; running text has.
-    words = stripped.split()
-    return len(words) > 3 and sum(w[:1].islower() for w in words) > len(words) // 2
+    if len(stripped.split()) > 6 or stripped.endswith((".", ",", "?", "!", ":", ";")):
+        return False
+    rest = text[offset + len(line) : offset + len(line) + 3]
+    return rest.startswith("\n") and rest[1:].lstrip(" \t").startswith("\n")
+
+
+def _starts_sentence(line: str) -> bool:
+    """Whether a line opens a sentence: "I had ...", "Please ...", "ich wollte ..."."""
+    tokens = _tokens(line[:_MAX_LINE])
+    if len(tokens) < 3 or not tokens[0].is_word:
+        return False
+    return tokens[0].low in _NOT_NAMES or not tokens[0].capitalised
 
 
 # --- the check ---------------------------------------------------------------
@@ -527,7 +602,9 @@ def _is_automated(message: OutgoingMessage) -> bool:
 def _to_self(ctx: CheckContext) -> bool:
     message = ctx.message
     own = {a.lower() for a in ctx.own_addresses}
-    if message.sender is not None:
+    # A From rewritten by a mailing list ("Ann via List <list@…>") names the list,
+    # not the writer, so it does not make the list address one's own.
+    if message.sender is not None and " via " not in message.sender.name:
         own.add(message.sender.email.lower())
     recipients = message.recipients
     return bool(recipients) and all(r.email.lower() in own for r in recipients)

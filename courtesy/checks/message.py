@@ -1,0 +1,203 @@
+"""Parse an outgoing message once into :class:`~courtesy.checks.model.OutgoingMessage`.
+
+Parser choice: the stdlib ``email`` package with the ``compat32`` policy and
+our own header decoding. Measured on a 5 KB message (p50): compat32 ≈ 0.15 ms,
+mail-parser ≈ 0.85 ms (it runs compat32 itself and then much more),
+``policy.default`` ≈ 2.1 ms (its header registry). The checks' budget is a
+multiple of the stdlib parse time, so the parse must not eat it.
+
+Nothing in here raises on malformed MIME, unknown charsets or binary junk:
+text is decoded with replacement. Only bytes that are clearly not a mail
+message (no header block at all) raise :class:`NotAMessage`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Sequence
+from email.header import decode_header
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import compat32
+from email.utils import getaddresses
+
+from courtesy.checks.model import Address, OutgoingMessage
+from courtesy.checks.newtext import extract, html_to_text
+
+_MAX_PARTS = 200
+_HEADER_FIELD_RE = re.compile(rb"[!-9;-~]{1,76}[ \t]*:")
+_MSGID_RE = re.compile(r"<[^<>\s]{1,998}>")
+_ENCODED_WORD_RE = re.compile(r"=\?[^?\s]{1,40}\?[bBqQ]\?")
+
+
+class NotAMessage(ValueError):
+    """The bytes are not a mail message (no header block)."""
+
+
+def _looks_like_message(raw: bytes) -> bool:
+    head = raw.lstrip(b"\r\n")[:1000]
+    if head.startswith(b"From "):  # mbox "From " line
+        head = head.partition(b"\n")[2]
+    first = head.split(b"\n", 1)[0]
+    return _HEADER_FIELD_RE.match(first) is not None
+
+
+def _codec(charset: str | None) -> str | None:
+    if not charset:
+        return None
+    try:
+        return codecs.lookup(charset.strip().strip('"').lower()).name
+    except (LookupError, ValueError):
+        return None
+
+
+def _decode_bytes(data: bytes, charset: str | None) -> str:
+    """Bytes to text: the declared charset, else UTF-8, else Windows-1252."""
+    name = _codec(charset)
+    if name is not None:
+        try:
+            return data.decode(name)
+        except (UnicodeDecodeError, LookupError):
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode(name or "cp1252", errors="replace")
+
+
+def _unsurrogate(value: str) -> str:
+    """Raw 8-bit header bytes (kept as surrogates by compat32) as text."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return _decode_bytes(value.encode("ascii", "surrogateescape"), None)
+
+
+def decode_header_value(value: object) -> str:
+    """A header value as readable text: RFC 2047 words decoded, never raising."""
+    text = _unsurrogate(str(value))
+    if "=?" not in text or _ENCODED_WORD_RE.search(text) is None:
+        return " ".join(text.split())
+    try:
+        parts = decode_header(text)
+    except Exception:  # malformed encoded words: show them as written
+        return " ".join(text.split())
+    out: list[str] = []
+    for chunk, charset in parts:
+        if isinstance(chunk, bytes):
+            out.append(_decode_bytes(chunk, charset))
+        else:
+            out.append(chunk)
+    return " ".join("".join(out).split())
+
+
+def _addresses(values: Sequence[str]) -> tuple[Address, ...]:
+    raw = [_unsurrogate(v) for v in values]
+    try:
+        pairs = getaddresses(raw)
+    except Exception:
+        return ()
+    result: list[Address] = []
+    for name, email in pairs:
+        email = email.strip()
+        if not email or "@" not in email:
+            continue
+        result.append(Address(email=email, name=decode_header_value(name).strip().strip('"')))
+    return tuple(result)
+
+
+def _all(msg: Message, name: str) -> list[str]:
+    values = msg.get_all(name) or []
+    return [str(v) for v in values]
+
+
+def _payload_text(part: Message) -> str:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        payload = None
+    if isinstance(payload, bytes):
+        return _decode_bytes(payload, part.get_content_charset())
+    raw = part.get_payload()
+    return _unsurrogate(raw) if isinstance(raw, str) else ""
+
+
+def _is_attachment(part: Message) -> bool:
+    disposition = str(part.get("content-disposition", "")).split(";", 1)[0].strip().lower()
+    return disposition == "attachment"
+
+
+def _bodies(msg: Message) -> tuple[str, str, tuple[str, ...]]:
+    """The first inline text/plain and text/html bodies, and every part's type."""
+    plain = ""
+    html = ""
+    types: list[str] = []
+    for count, part in enumerate(msg.walk()):
+        if count >= _MAX_PARTS:
+            break
+        ctype = part.get_content_type()
+        types.append(ctype)
+        if part.is_multipart() or _is_attachment(part):
+            continue
+        if ctype == "text/plain" and not plain:
+            plain = _payload_text(part)
+        elif ctype == "text/html" and not html:
+            html = _payload_text(part)
+    return plain, html, tuple(types)
+
+
+def parse_message(
+    raw: bytes,
+    envelope_from: str | None = None,
+    envelope_recipients: Sequence[str] | None = None,
+) -> OutgoingMessage:
+    """Parse ``raw`` once: headers, recipients, body text and the new text.
+
+    ``bcc`` holds the envelope recipients that appear in neither To nor Cc.
+    """
+    if not _looks_like_message(raw):
+        raise NotAMessage("not a mail message: no header block")
+    msg = BytesParser(policy=compat32).parsebytes(raw)
+
+    headers: dict[str, list[str]] = {}
+    for key, value in msg.items():
+        headers.setdefault(key.lower(), []).append(decode_header_value(value))
+
+    senders = _addresses(_all(msg, "from"))
+    sender = senders[0] if senders else None
+    if sender is None and envelope_from:
+        sender = Address(email=envelope_from)
+    to = _addresses(_all(msg, "to"))
+    cc = _addresses(_all(msg, "cc"))
+    visible = {a.email.lower() for a in to + cc}
+    bcc: list[Address] = []
+    for rcpt in envelope_recipients or ():
+        if rcpt.lower() not in visible:
+            visible.add(rcpt.lower())
+            bcc.append(Address(email=rcpt))
+
+    message_ids = _MSGID_RE.findall(" ".join(headers.get("message-id", [])))
+    plain, html, types = _bodies(msg)
+    parts = extract(plain, html)
+    body_text = plain if plain.strip() else (html_to_text(html) if html else "")
+
+    return OutgoingMessage(
+        raw_size=len(raw),
+        sender=sender,
+        to=to,
+        cc=cc,
+        bcc=tuple(bcc),
+        subject=(headers.get("subject") or [""])[0],
+        message_id=message_ids[0] if message_ids else None,
+        in_reply_to=tuple(_MSGID_RE.findall(" ".join(headers.get("in-reply-to", [])))),
+        references=tuple(_MSGID_RE.findall(" ".join(headers.get("references", [])))),
+        content_type=msg.get_content_type(),
+        headers={k: tuple(v) for k, v in headers.items()},
+        body_text=body_text,
+        new_text=parts.text,
+        signature=parts.signature,
+        quoted_text=parts.quoted,
+        part_types=types,
+    )
