@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,9 +65,11 @@ def _pg_bin(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     """A throw-away PostgreSQL cluster on a loopback port; yields a server URL prefix."""
-    base = tmp_path_factory.mktemp("pg")
+    # Not under pytest's tmp dir: its parents are private to root, and the
+    # server runs as the postgres user, which must be able to reach its files.
+    base = Path(tempfile.mkdtemp(prefix="courtesy-pg-"))
     data, sockets = base / "data", base / "run"
     data.mkdir()
     sockets.mkdir()
@@ -78,8 +81,19 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         shutil.chown(sockets, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     subprocess.run(
-        [*as_user, _pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-         "--no-sync", "-E", "UTF8"],
+        [
+            *as_user,
+            _pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
         check=True,
         capture_output=True,
     )
@@ -88,8 +102,18 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.touch()
         shutil.chown(log, "postgres")
     subprocess.run(
-        [*as_user, _pg_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
-         f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+        [
+            *as_user,
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "-o",
+            f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        ],
         check=True,
         capture_output=True,
     )
@@ -98,9 +122,10 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     finally:
         subprocess.run(
-            [*as_user, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            [*as_user, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
             capture_output=True,
         )
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

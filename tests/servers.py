@@ -120,7 +120,12 @@ class RecordingHandler:
             return behaviour.data_reply
         content = envelope.original_content
         assert isinstance(content, bytes)
-        login = session.login_data
+        auth = session.auth_data
+        login = auth.login if isinstance(auth, LoginPassword) else None
+        transport = server.transport
+        over_tls = session.ssl is not None or (
+            transport is not None and transport.get_extra_info("sslcontext") is not None
+        )
         self.upstream.received.append(
             Received(
                 mail_from=envelope.mail_from or "",
@@ -128,7 +133,7 @@ class RecordingHandler:
                 content=content,
                 mail_options=list(envelope.mail_options),
                 auth_user=login.decode() if isinstance(login, bytes) else login,
-                tls=session.ssl is not None,
+                tls=over_tls,
             )
         )
         self.upstream.delivered.set()
@@ -269,10 +274,22 @@ def make_certificate(directory: Path, name: str = "localhost") -> tuple[Path, Pa
     cert, key = directory / f"{name}-cert.pem", directory / f"{name}-key.pem"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-            "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
         ],
         check=True,
         capture_output=True,

@@ -42,8 +42,9 @@ class Running:
         self.server.close()
         grace = self.config.proxy.shutdown_grace.total_seconds()
         if not await self.handler.wait_idle(grace):
-            log.warning("shutdown: %d message(s) still in flight after %.0fs",
-                        self.handler.in_flight, grace)
+            log.warning(
+                "shutdown: %d message(s) still in flight after %.0fs", self.handler.in_flight, grace
+            )
         for connection in list(self.handler.connections):
             if connection.transport is not None:
                 connection.transport.close()
@@ -75,7 +76,8 @@ async def start(
     inspector: Inspector | None = None,
     store: Store | None = None,
 ) -> Running:
-    store = store or await asyncio.to_thread(open_store, config.store_url)
+    if store is None:
+        store = await asyncio.to_thread(open_store, config.store_url)
     upstream = build_upstream(config)
     outgoing_log = OutgoingLog(store)
     handler = ProxyHandler(
@@ -89,7 +91,9 @@ async def start(
     except OSError as exc:
         outgoing_log.close()
         store.close()
-        raise OSError(exc.errno, f"cannot listen on {config.proxy.listen}: {exc.strerror}") from None
+        raise OSError(
+            exc.errno, f"cannot listen on {config.proxy.listen}: {exc.strerror}"
+        ) from None
     return Running(config, store, upstream, handler, server, outgoing_log)
 
 

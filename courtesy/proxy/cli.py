@@ -71,7 +71,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         print("no [upstream]: try-out mode, mail is kept in a local folder and never sent")
     else:
         assert config.upstream is not None
-        print(f"upstream: {config.upstream.host}:{config.upstream.port} ({config.upstream.security})")
+        print(
+            f"upstream: {config.upstream.host}:{config.upstream.port} ({config.upstream.security})"
+        )
     print(f"listen: {config.proxy.listen} (auth: {config.proxy.auth})")
     print(f"imap poller: {'on' if config.imap else 'off (no [imap])'}")
     return EXIT_OK

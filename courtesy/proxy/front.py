@@ -87,8 +87,9 @@ class Disposer(Protocol):
 
 
 class OutgoingRecorder(Protocol):
-    def record(self, transaction: Transaction, verdict: Verdict, action: str, reply: Reply) -> None:
-        ...
+    def record(
+        self, transaction: Transaction, verdict: Verdict, action: str, reply: Reply
+    ) -> None: ...
 
 
 class ProxySession(Session):
@@ -190,6 +191,10 @@ class ProxyHandler:
         if self.settings.auth == "none":
             # No AUTH here: do not advertise an empty mechanism list.
             responses = [r for r in responses if not r[4:].upper().startswith("AUTH")]
+        # aiosmtpd reads commands from a buffered stream one at a time, so
+        # pipelined clients are served correctly; say so (RFC 2920).
+        if not any(r[4:].upper() == "PIPELINING" for r in responses):
+            responses.insert(len(responses) - 1, "250-PIPELINING")
         return responses
 
     # -- AUTH --------------------------------------------------------------------
@@ -224,7 +229,7 @@ class ProxyHandler:
             return "502 5.5.1 AUTH is not enabled on this proxy"
         session.authenticated = True
         session.auth_user = login
-        session.login_data = login.encode()
+        session.auth_data = login  # type: ignore[assignment]  # aiosmtpd types it None
         log.info("client %s authenticated as %r", session.peer, login)
         return "235 2.7.0 Authentication successful"
 
@@ -284,10 +289,14 @@ class ProxyHandler:
                 if connection is None:
                     connection = await self.upstream.acquire(session.credentials)
                     session.upstream = connection
-                reply = await connection.mail(address, self._filter_options(connection, upstream_options))
+                reply = await connection.mail(
+                    address, self._filter_options(connection, upstream_options)
+                )
             except UpstreamAuthFailed as exc:
                 log.error("upstream refused our AUTH: %s", exc.reply)
-                return "454 4.7.0 The upstream server refused the proxy's credentials; try again later"
+                return (
+                    "454 4.7.0 The upstream server refused the proxy's credentials; try again later"
+                )
             except UpstreamUnavailable as exc:
                 session.upstream = None
                 if fresh or attempt == 2:
@@ -312,9 +321,9 @@ class ProxyHandler:
         passed = []
         for option in options:
             name = option.split("=", 1)[0].upper()
-            if name == "BODY" and connection.supports("8bitmime"):
-                passed.append(option)
-            elif name in ("SIZE", "SMTPUTF8") and connection.supports(name.lower()):
+            if (name == "BODY" and connection.supports("8bitmime")) or (
+                name in ("SIZE", "SMTPUTF8") and connection.supports(name.lower())
+            ):
                 passed.append(option)
         return passed
 
@@ -417,7 +426,9 @@ class ProxyHandler:
             session.upstream = None
         return reply
 
-    def _record(self, transaction: Transaction, verdict: Verdict, action: str, reply: Reply) -> None:
+    def _record(
+        self, transaction: Transaction, verdict: Verdict, action: str, reply: Reply
+    ) -> None:
         log.info(
             "%s from=<%s> rcpts=%d size=%d findings=%s -> %s",
             action,

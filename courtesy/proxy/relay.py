@@ -56,7 +56,9 @@ class UpstreamUnavailable(ConnectionError):
         self.reason = reason
 
     def reply(self) -> Reply:
-        return Reply(451, f"4.4.1 Upstream mail server not available ({self.reason}); try again later")
+        return Reply(
+            451, f"4.4.1 Upstream mail server not available ({self.reason}); try again later"
+        )
 
 
 class UpstreamAuthFailed(PermissionError):
@@ -96,7 +98,8 @@ class UpstreamConnection(Protocol):
 class Upstream(Protocol):
     """Where relayed mail goes: the real upstream server or the try-out folder."""
 
-    description: str
+    @property
+    def description(self) -> str: ...
 
     async def acquire(self, credentials: Credentials | None = None) -> UpstreamConnection: ...
 
@@ -244,7 +247,9 @@ class SmtpUpstream:
                     await smtp.helo()
         except aiosmtplib.SMTPConnectResponseError as exc:
             smtp.close()
-            raise UpstreamUnavailable(f"{s.host}:{s.port} answered {exc.code} {exc.message}") from None
+            raise UpstreamUnavailable(
+                f"{s.host}:{s.port} answered {exc.code} {exc.message}"
+            ) from None
         except aiosmtplib.SMTPTimeoutError:
             smtp.close()
             raise UpstreamUnavailable(f"{s.host}:{s.port} did not answer in time") from None

@@ -67,31 +67,29 @@ def resolve_password(
             raise SecretError(f"{section}.password_command printed nothing")
         return Secret(value)
     if source.password_env:
-        value = env.get(source.password_env)
-        if not value:
+        from_env = env.get(source.password_env)
+        if not from_env:
             raise SecretError(
-                f"{section}.password_env: the environment variable {source.password_env} "
-                "is not set"
+                f"{section}.password_env: the environment variable {source.password_env} is not set"
             )
-        return Secret(value)
+        return Secret(from_env)
     if source.password_keyring:
         if not username:
             raise SecretError(f"{section}.password_keyring needs {section}.username")
         try:
             import keyring
-            import keyring.errors
 
-            value = keyring.get_password(KEYRING_SERVICE, username)
+            stored = keyring.get_password(KEYRING_SERVICE, username)
         except Exception as exc:  # the keyring backends raise many kinds
             raise SecretError(
                 f"{section}.password_keyring: the system keyring failed ({type(exc).__name__})"
             ) from None
-        if not value:
+        if not stored:
             raise SecretError(
                 f"{section}.password_keyring: no password for {username!r} under service "
                 f"{KEYRING_SERVICE!r} (store one with: keyring set {KEYRING_SERVICE} {username})"
             )
-        return Secret(value)
+        return Secret(stored)
     if source.password is not None:
         return Secret(source.password)
     return None

@@ -190,9 +190,7 @@ def convert(tp: Any, value: Any, key: str, file: Path | None) -> Any:
                 key_type, value_type = get_args(tp)
                 return types.MappingProxyType(
                     {
-                        convert(key_type, k, key, file): convert(
-                            value_type, v, f"{key}.{k}", file
-                        )
+                        convert(key_type, k, key, file): convert(value_type, v, f"{key}.{k}", file)
                         for k, v in value.items()
                     }
                 )

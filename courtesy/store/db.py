@@ -102,7 +102,9 @@ def open_store(url: str, *, migrate: bool = True, echo: bool = False) -> Store:
             upgrade(engine)
         except OperationalError as exc:
             engine.dispose()
-            raise StoreError(f"store: cannot open {parsed.render_as_string()}: {exc.orig}") from None
+            raise StoreError(
+                f"store: cannot open {parsed.render_as_string()}: {exc.orig}"
+            ) from None
         except SQLAlchemyError as exc:
             engine.dispose()
             raise StoreError(f"store: migration failed: {exc}") from None

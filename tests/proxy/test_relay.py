@@ -28,8 +28,9 @@ def proxy(tmp_path: Path, upstream: RecordingUpstream) -> Iterator[ProxyInThread
     running.stop()
 
 
-def send(proxy: ProxyInThread, sender: str, rcpts: list[str], content: bytes,
-         **options: list[str]) -> dict[str, tuple[int, bytes]]:
+def send(
+    proxy: ProxyInThread, sender: str, rcpts: list[str], content: bytes, **options: list[str]
+) -> dict[str, tuple[int, bytes]]:
     with smtplib.SMTP(proxy.host, proxy.port, timeout=30) as client:
         return client.sendmail(sender, rcpts, content, mail_options=options.get("mail", []))
 
@@ -55,8 +56,12 @@ def test_smtputf8_addresses(proxy: ProxyInThread, upstream: RecordingUpstream):
     with smtplib.SMTP(proxy.host, proxy.port, timeout=30) as client:
         client.ehlo()
         assert client.has_extn("smtputf8")
-        client.sendmail("jörg@bücher.example", ["müller@bücher.example"], SMTPUTF8,
-                        mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+        client.sendmail(
+            "jörg@bücher.example",
+            ["müller@bücher.example"],
+            SMTPUTF8,
+            mail_options=["SMTPUTF8", "BODY=8BITMIME"],
+        )
     got = upstream.received[0]
     assert got.mail_from == "jörg@bücher.example"
     assert got.rcpt_tos == ["müller@bücher.example"]
@@ -71,16 +76,21 @@ def test_20mb_attachment(proxy: ProxyInThread, upstream: RecordingUpstream):
     message["Subject"] = "Die Unterlagen"
     message["Message-ID"] = "<big-1@example.com>"
     message.set_content("Hallo Herr Meier,\n\nanbei die Unterlagen.\n\nViele Grüße\nAnna\n")
-    message.add_attachment(bytes(range(256)) * (20 * 1024 * 1024 // 256),
-                           maintype="application", subtype="octet-stream", filename="a.bin")
+    message.add_attachment(
+        bytes(range(256)) * (20 * 1024 * 1024 // 256),
+        maintype="application",
+        subtype="octet-stream",
+        filename="a.bin",
+    )
     raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
     assert len(raw) > 20 * 1024 * 1024
     send(proxy, "anna@example.com", ["thomas.meier@example.org"], raw)
     assert upstream.received[0].content == raw
 
 
-def test_refused_recipients_are_refused_to_the_client(proxy: ProxyInThread,
-                                                      upstream: RecordingUpstream):
+def test_refused_recipients_are_refused_to_the_client(
+    proxy: ProxyInThread, upstream: RecordingUpstream
+):
     rcpts = [f"person{i}@example.org" for i in range(50)]
     upstream.behaviour.refuse_rcpts = {"person7@example.org", "person31@example.org"}
     refused = send(proxy, "anna@example.com", rcpts, PLAIN)
@@ -95,20 +105,69 @@ def test_swaks_client(proxy: ProxyInThread, upstream: RecordingUpstream, tmp_pat
     eml = tmp_path / "m.eml"
     eml.write_bytes(UTF8)
     done = subprocess.run(
-        [swaks, "--server", f"{proxy.host}:{proxy.port}", "-f", "anna@example.com",
-         "-t", "juergen.mueller@example.org", "--data", str(eml), "--silent", "2"],
-        capture_output=True, timeout=60,
+        [
+            swaks,
+            "--server",
+            f"{proxy.host}:{proxy.port}",
+            "-f",
+            "anna@example.com",
+            "-t",
+            "juergen.mueller@example.org",
+            "--data",
+            str(eml),
+            "--silent",
+            "2",
+        ],
+        capture_output=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert upstream.received[0].content.rstrip(b"\r\n") == UTF8.rstrip(b"\r\n")
 
 
+def test_swaks_pipelining(proxy: ProxyInThread, upstream: RecordingUpstream):
+    swaks = require_tool("swaks")
+    upstream.behaviour.refuse_rcpts = {"nobody@example.org"}
+    done = subprocess.run(
+        [
+            swaks,
+            "--server",
+            f"{proxy.host}:{proxy.port}",
+            "--pipeline",
+            "-f",
+            "anna@example.com",
+            "-t",
+            "thomas.meier@example.org,nobody@example.org",
+            "--h-Subject",
+            "pipelined",
+            "--body",
+            "Hallo Herr Meier,",
+            "--silent",
+            "2",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    # swaks exits 0 when at least one recipient was accepted
+    assert done.returncode == 0, done.stderr
+    assert upstream.received[0].rcpt_tos == ["thomas.meier@example.org"]
+
+
 def test_msmtp_client(proxy: ProxyInThread, upstream: RecordingUpstream):
     msmtp = require_tool("msmtp")
     done = subprocess.run(
-        [msmtp, f"--host={proxy.host}", f"--port={proxy.port}", "--auth=off", "--tls=off",
-         "--from=anna@example.com", "thomas.meier@example.org"],
-        input=PLAIN, capture_output=True, timeout=60,
+        [
+            msmtp,
+            f"--host={proxy.host}",
+            f"--port={proxy.port}",
+            "--auth=off",
+            "--tls=off",
+            "--from=anna@example.com",
+            "thomas.meier@example.org",
+        ],
+        input=PLAIN,
+        capture_output=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     got = upstream.received[0]

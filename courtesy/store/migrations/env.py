@@ -7,7 +7,6 @@ from typing import Any, Literal
 from alembic import context
 
 from courtesy.store.base import UTCDateTime
-
 from courtesy.store.models import Base
 
 config = context.config
@@ -32,13 +31,19 @@ def run_migrations() -> None:
         engine = create_engine(url)
         with engine.begin() as conn:
             context.configure(
-                connection=conn, target_metadata=target_metadata, render_as_batch=True,
-        render_item=render_item
+                connection=conn,
+                target_metadata=target_metadata,
+                render_as_batch=True,
+                render_item=render_item,
             )
             context.run_migrations()
         return
-    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
-        render_item=render_item)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        render_item=render_item,
+    )
     context.run_migrations()
 
 
