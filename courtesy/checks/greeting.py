@@ -175,9 +175,9 @@ _NOT_NAMES = _words(
     will would could should can may might must shall is are was were be been has have had do
     does did get gets monday tuesday wednesday thursday friday saturday sunday mon tue wed
     thu fri sat sun montag dienstag mittwoch donnerstag freitag samstag sonntag mo di mi do
-    fr sa so january february march april may june july august september october november
-    december jan feb mar apr jun jul aug sep sept oct nov dec januar februar märz mai juni
-    juli oktober dezember mrz okt dez http https www mailto siehe see re aw wg fwd
+    fr sa so january february march july september october november december feb mar apr
+    jun jul aug sep sept oct nov dec januar februar märz oktober dezember mrz okt dez
+    http https www mailto siehe see re aw wg fwd
     yup yo junior senior lunch dinner meeting call"""
 )
 _TOKEN_RE = re.compile(r"[^\W\d_]+(?:['’.\-][^\W\d_]+){0,6}|\d+|--+|[^\w\s]")
@@ -215,6 +215,11 @@ class _Token:
     @property
     def low(self) -> str:
         return self.text.casefold().rstrip(".")
+
+    @property
+    def stem(self) -> str:
+        """The word before an apostrophe: "I've" -> "i"."""
+        return self.low.replace("’", "'").split("'", 1)[0]
 
     @property
     def is_word(self) -> bool:
@@ -294,7 +299,10 @@ def _name_part(
     k = j
     while k < len(tokens):
         tok = tokens[k]
-        if _is_terminator(tok) and not (tok.text == "." and current and current[-1].low in _TITLES):
+        if tok.text == "." and current and current[-1].low in _TITLES:
+            k += 1  # "Dr." / "Mr.": the dot belongs to the title
+            continue
+        if _is_terminator(tok):
             if tok.text == "," and k + 1 < len(tokens) and tokens[k + 1].low in _CONNECTORS:
                 # "Anna, and Bob": the comma is part of a list of names.
                 k += 1
@@ -452,6 +460,7 @@ def _parse_line(
             and term.text in ",:"
             and after.capitalised
             and after.low not in _NOT_NAMES
+            and after.stem not in _NOT_NAMES
             and _match_greeting(tokens, k + 1) is None
             and not known_hit
             and (term.text == "," or not name_hit)

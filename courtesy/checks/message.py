@@ -108,11 +108,6 @@ def _addresses(values: Sequence[str]) -> tuple[Address, ...]:
     return tuple(result)
 
 
-def _all(msg: Message, name: str) -> list[str]:
-    values = msg.get_all(name) or []
-    return [str(v) for v in values]
-
-
 def _payload_text(part: Message) -> str:
     try:
         payload = part.get_payload(decode=True)
@@ -162,15 +157,21 @@ def parse_message(
     msg = BytesParser(policy=compat32).parsebytes(raw)
 
     headers: dict[str, list[str]] = {}
-    for key, value in msg.items():
+    raw_headers: dict[str, list[str]] = {}
+    # raw_items(): 8-bit header bytes stay as surrogates, decoded below as UTF-8/1252.
+    for key, value in msg.raw_items():
+        raw_headers.setdefault(key.lower(), []).append(str(value))
         headers.setdefault(key.lower(), []).append(decode_header_value(value))
 
-    senders = _addresses(_all(msg, "from"))
+    def _all(name: str) -> list[str]:
+        return raw_headers.get(name, [])
+
+    senders = _addresses(_all("from"))
     sender = senders[0] if senders else None
     if sender is None and envelope_from:
         sender = Address(email=envelope_from)
-    to = _addresses(_all(msg, "to"))
-    cc = _addresses(_all(msg, "cc"))
+    to = _addresses(_all("to"))
+    cc = _addresses(_all("cc"))
     visible = {a.email.lower() for a in to + cc}
     bcc: list[Address] = []
     for rcpt in envelope_recipients or ():
