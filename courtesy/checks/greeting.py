@@ -207,10 +207,14 @@ _AMBIGUOUS_FIRST = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
 class _Token:
-    text: str
-    start: int
+    """A word or punctuation mark of a line and where it starts."""
+
+    __slots__ = ("start", "text")
+
+    def __init__(self, text: str, start: int) -> None:
+        self.text = text
+        self.start = start
 
     @property
     def low(self) -> str:
@@ -233,8 +237,14 @@ class _Token:
 _TERMINATORS = frozenset(",:;!?.-–—")
 
 
-def _tokens(line: str) -> list[_Token]:
-    return [_Token(m.group(), m.start()) for m in _TOKEN_RE.finditer(line)]
+def _tokens(line: str, limit: int = 40) -> list[_Token]:
+    """The first ``limit`` tokens: a salutation is short, the rest of the line is not read."""
+    out: list[_Token] = []
+    for m in _TOKEN_RE.finditer(line):
+        out.append(_Token(m.group(), m.start()))
+        if len(out) >= limit:
+            break
+    return out
 
 
 def _is_terminator(token: _Token) -> bool:
@@ -365,8 +375,7 @@ def _parse_line(
     tokens = _tokens(line[:_MAX_LINE])
     if not tokens:
         return None
-    letters = [c for c in line[:_MAX_LINE] if c.isalpha()]
-    all_lower = bool(letters) and not any(c.isupper() for c in letters)
+    all_lower = line[:_MAX_LINE].islower()
     i = 0
     # Leading interjection: "Oh Klaus," / "Oh, meta,".
     if tokens[0].low in ("oh", "ach", "och", "ah", "na") and len(tokens) > 1:
@@ -554,7 +563,7 @@ def _is_heading(text: str, offset: int, line: str) -> bool:
 
 def _starts_sentence(line: str) -> bool:
     """Whether a line opens a sentence: "I had ...", "Please ...", "ich wollte ..."."""
-    tokens = _tokens(line[:_MAX_LINE])
+    tokens = _tokens(line[:_MAX_LINE], 3)
     if len(tokens) < 3 or not tokens[0].is_word:
         return False
     return tokens[0].low in _NOT_NAMES or not tokens[0].capitalised

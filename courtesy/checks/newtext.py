@@ -318,8 +318,9 @@ def split_plain(text: str) -> NewText:
     cut = n
     while i < n:
         line = lines[i]
-        if _QUOTED_RE.match(line):
-            quoted.append(line.lstrip()[1:].lstrip(" >") if line.strip() else "")
+        head = line[:1]
+        if head == ">" or (head in " \t" and head and _QUOTED_RE.match(line)):
+            quoted.append(line.lstrip()[1:].lstrip(" >"))
             i += 1
             continue
         if line.strip():
