@@ -375,10 +375,10 @@ def known_name(address: Address, field_name: str, ctx: CheckContext) -> KnownNam
     if contact is not None and (contact.given or contact.family or contact.name):
         given, family = contact.given, contact.family
         other: tuple[str, ...] = ()
-        nicks = tuple(contact.nicknames)
+        g, f, o, n = parse_person_name(contact.name)
+        nicks = tuple(dict.fromkeys((*contact.nicknames, *n)))
         if not given and not family:
-            g, f, o, n = parse_person_name(contact.name)
-            given, family, other, nicks = g, f, o, nicks + n
+            given, family, other = g, f, o
         if given or family or other or nicks:
             return KnownName(
                 address=address, header=field_name, source=contact.source, given=given,
