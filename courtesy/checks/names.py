@@ -203,7 +203,7 @@ def parse_written(raw_names: Iterable[str]) -> list[WrittenName]:
                 if not bare:
                     continue
                 if low in FORMS and not words and form is None and (low != "m" or "." in token):
-                    form = bare
+                    form = token.strip(",;:!?\"'()")
                 elif low in TITLES or low in _CONNECTORS:
                     continue
                 elif low in PARTICLES and len(piece.split()) > 1:

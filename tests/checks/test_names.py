@@ -1,0 +1,251 @@
+"""name.*: sample messages in German and English against a small address book."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from courtesy.checks.message import parse_message
+from courtesy.checks.model import (
+    CheckContext,
+    Contact,
+    Exceptions,
+    Finding,
+    MemoryAddressBook,
+    Severity,
+)
+from courtesy.checks.names import (
+    CODE_MISSPELLED,
+    CODE_SALUTATION_MISMATCH,
+    CODE_WRONG_PERSON,
+    NameSettings,
+    check_names,
+    known_name,
+    names_from_address,
+    normalise,
+    parse_person_name,
+    parse_written,
+)
+from courtesy.checks.registry import families, run_checks
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "names"
+
+
+def book() -> MemoryAddressBook:
+    return MemoryAddressBook(
+        [
+            Contact(("thomas.meier@kunde.de",), "Thomas Meier", "Thomas", "Meier", salutation="Herr"),
+            Contact(("weber@kunde.de",), "Anna Weber", "Anna", "Weber", salutation="Frau"),
+            Contact(("a.schmidt@kunde.de",), "Anna Schmidt", "Anna", "Schmidt", gender="F"),
+            Contact(("peter.schmidt@lieferant.de",), "Peter Schmidt", "Peter", "Schmidt"),
+            Contact(("john.smith@client.example",), "John Smith", "John", "Smith", gender="M"),
+            Contact(("ewoods@client.example",), "Eldrick Woods", "Eldrick", "Woods",
+                    nicknames=("Tiger",)),
+            Contact(("jq@client.example",), "Jonathan Quill", "Jonathan", "Quill",
+                    skip_checks=frozenset({"name"})),
+        ]
+    )
+
+
+def run(name: str, language: str = "en", **kwargs: object) -> list[Finding]:
+    message = parse_message((DATA / f"{name}.eml").read_bytes())
+    ctx = CheckContext(message=message, contacts=book(), language=language, **kwargs)  # type: ignore[arg-type]
+    return check_names(ctx, NameSettings())
+
+
+def codes(name: str) -> list[str]:
+    return [f.code for f in run(name)]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "de_exact",
+        "de_transliteration",  # Mueller-Luedenscheidt = Müller-Lüdenscheidt, Dr. ignored
+        "de_eszett",  # Strauss = Strauß
+        "de_two_names",
+        "de_unknown_recipient",  # info@: nothing known, no guessing
+        "de_given_unknown",  # t.meier@: the first name could be anything
+        "de_group",
+        "de_particle",  # von der Leyen
+        "de_cc_person",  # greeting a Cc recipient is fine
+        "en_nickname",  # Bob = Robert (nicknames dataset)
+        "en_family_first",  # "Hodges, Jeffrey" and Jeff
+        "en_book_nickname",  # Tiger, recorded in the address book
+        "en_address_only",  # thomas.meier@ -> Thomas
+        "en_list_cc",  # a mailing list on Cc: Ian may be on it
+        "en_particle",  # Mr. van der Berg
+        "en_skip",  # the contact says: never check the name
+        "en_full_name",  # first and last name
+    ],
+)
+def test_no_finding(name: str) -> None:
+    assert codes(name) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [
+        ("de_misspelled", "Meier"),
+        ("de_umlaut_dropped", "Müller-Lüdenscheidt"),
+        ("de_schmitt", "Schmidt"),
+        ("de_surname_from_address", "Meier"),
+        ("en_jon", "John"),  # a nickname one letter off the booked name is a slip
+        ("en_address_only_typo", "Thomas"),
+    ],
+)
+def test_misspelled(name: str, suggestion: str) -> None:
+    findings = run(name)
+    assert [f.code for f in findings] == [CODE_MISSPELLED]
+    assert findings[0].severity == Severity.BLOCK
+    assert findings[0].suggestion == suggestion
+
+
+def test_misspelled_finding_quotes_the_salutation() -> None:
+    (finding,) = run("de_misspelled", language="de")
+    assert finding.evidence == "Hallo Herr Meyer,"
+    assert finding.message == "Die Anrede schreibt 'Meyer'; der Empfänger heißt Thomas Meier."
+    (english,) = run("de_misspelled", language="en")
+    assert english.message == "The greeting says 'Meyer'; the recipient is Thomas Meier."
+
+
+def test_all_lowercase_is_a_warning() -> None:
+    (finding,) = run("de_lowercase")
+    assert finding.code == CODE_MISSPELLED
+    assert finding.severity == Severity.WARN
+    assert finding.suggestion == "Meier"
+
+
+def test_wrong_person_names_the_person_the_book_knows() -> None:
+    (finding,) = run("de_wrong_person")
+    assert finding.code == CODE_WRONG_PERSON
+    assert "Peter Schmidt" in finding.message
+    assert finding.suggestion == "Thomas"
+    assert finding.evidence == "Hallo Peter,"
+
+
+def test_wrong_person_lists_recipients_when_the_name_is_unknown() -> None:
+    (finding,) = run("en_wrong_person")
+    assert finding.code == CODE_WRONG_PERSON
+    assert finding.message == (
+        "The greeting names Sarah, who is none of the recipients (Mark Andrews)."
+    )
+
+
+def test_one_of_two_names_wrong() -> None:
+    (finding,) = run("de_two_names_one_wrong")
+    assert finding.code == CODE_WRONG_PERSON
+    assert "Odile" in finding.message
+    assert finding.suggestion == "Odette"  # the recipient nobody greeted yet
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"), [("de_salutation_mismatch", "Frau"), ("en_salutation_mismatch", "Mr.")]
+)
+def test_salutation_mismatch(name: str, suggestion: str) -> None:
+    findings = run(name)
+    assert [f.code for f in findings] == [CODE_SALUTATION_MISMATCH]
+    assert findings[0].suggestion == suggestion
+
+
+def test_exception_silences_one_recipient() -> None:
+    exceptions = Exceptions(frozenset({("thomas.meier@kunde.de", "name.misspelled")}))
+    assert run("de_misspelled", exceptions=exceptions) == []
+    other = Exceptions(frozenset({("someone@else.de", "name")}))
+    assert [f.code for f in run("de_misspelled", exceptions=other)] == [CODE_MISSPELLED]
+
+
+def test_header_name_used_without_address_book() -> None:
+    message = parse_message((DATA / "de_misspelled.eml").read_bytes())
+    ctx = CheckContext(message=message, contacts=MemoryAddressBook())
+    (finding,) = check_names(ctx, NameSettings())
+    assert finding.suggestion == "Meier"
+
+
+def test_address_book_beats_header_display_name() -> None:
+    # The header says "Thomas Meier"; the book says the person is Thomas Meyer.
+    message = parse_message((DATA / "de_misspelled.eml").read_bytes())
+    contacts = MemoryAddressBook(
+        [Contact(("thomas.meier@kunde.de",), "Thomas Meyer", "Thomas", "Meyer")]
+    )
+    assert check_names(CheckContext(message=message, contacts=contacts), NameSettings()) == []
+
+
+def test_registered_and_run_by_registry() -> None:
+    assert "name" in families()
+    message = parse_message((DATA / "de_misspelled.eml").read_bytes())
+    report = run_checks(CheckContext(message=message, contacts=book()))
+    assert CODE_MISSPELLED in [f.code for f in report.findings]
+    disabled = run_checks(
+        CheckContext(message=message, contacts=book()), {"name": NameSettings(enabled=False)}
+    )
+    assert CODE_MISSPELLED not in [f.code for f in disabled.findings]
+
+
+@pytest.mark.parametrize(
+    ("raw", "words", "form"),
+    [
+        ("Herr Dr. Müller-Lüdenscheidt", ("Müller-Lüdenscheidt",), "Herr"),
+        ("Mr. van der Berg", ("Berg",), "Mr."),
+        ("Pierre", ("Pierre",), None),
+        ("Prof. Dr. Anna Weber", ("Anna", "Weber"), None),
+    ],
+)
+def test_parse_written(raw: str, words: tuple[str, ...], form: str | None) -> None:
+    (parsed,) = parse_written([raw])
+    assert parsed.words == words
+    assert parsed.form == form
+
+
+def test_parse_written_splits_persons() -> None:
+    assert [p.text for p in parse_written(["Sherrie and Rosie"])] == ["Sherrie", "Rosie"]
+
+
+@pytest.mark.parametrize(
+    ("display", "given", "family", "nicknames"),
+    [
+        ("Hodges, Jeff", "Jeff", "Hodges", ()),
+        ("Marcus D. Leech", "Marcus", "Leech", ()),
+        ("Jingming 'Marshall' Yan", "Jingming", "Yan", ("Marshall",)),
+        ("Jan van der Berg", "Jan", "van der Berg", ()),
+        ("Rob Kossler via USRP-users", "Rob", "Kossler", ()),
+        ("usrp-users", None, None, ()),
+        ("GNURadio Discussion List", None, None, ()),
+    ],
+)
+def test_parse_person_name(
+    display: str, given: str | None, family: str | None, nicknames: tuple[str, ...]
+) -> None:
+    g, f, _other, nicks = parse_person_name(display)
+    assert (g, f, nicks) == (given, family, nicknames)
+
+
+@pytest.mark.parametrize(
+    ("email", "expected"),
+    [
+        ("thomas.meier@x.de", ("Thomas", "Meier")),
+        ("t.meier@x.de", (None, "Meier")),
+        ("d..steffes@x.com", (None, "Steffes")),
+        ("tmeier@x.de", (None, None)),
+        ("peter.del.vecchio@x.com", ("Peter", "Del Vecchio")),
+        ("support.team@x.com", (None, None)),
+    ],
+)
+def test_names_from_address(email: str, expected: tuple[str | None, str | None]) -> None:
+    assert names_from_address(email) == expected
+
+
+def test_normalise() -> None:
+    assert normalise("Müller") == normalise("Mueller") == "mueller"
+    assert normalise("Strauß") == "strauss"
+    assert normalise("Jørn") == "jorn"
+    assert normalise("Muller") != normalise("Müller")
+
+
+def test_known_name_prefers_address_book() -> None:
+    message = parse_message((DATA / "de_exact.eml").read_bytes())
+    ctx = CheckContext(message=message, contacts=book())
+    known = known_name(message.to[0], "to", ctx)
+    assert known is not None
+    assert known.salutation == "Herr"
