@@ -97,9 +97,10 @@ def parse_vcards(text: str, progress: Progress | None = None) -> ImportResult:
             if not chunk.rstrip().upper().endswith("END:VCARD"):
                 raise ValueError("card is not closed by END:VCARD")
             card = vobject.readOne(chunk)
-            contact = _contact_from_vcard(card)
+            contact = _contact_from_vcard(card, _raw_nicknames(chunk))
         except Exception as exc:  # vobject raises many kinds; each is one bad record
-            result.errors.append(f"line {line}: vCard record {done}: {_one_line(exc)}")
+            reason = re.sub(r"^At line \d+: ", "", _one_line(exc))
+            result.errors.append(f"line {line}: vCard record {done}: {reason}")
         else:
             if contact is None:
                 result.skipped += 1
@@ -120,7 +121,21 @@ def _values(card: object, name: str) -> list[object]:
     return [getattr(item, "value", None) for item in contents.get(name, [])]
 
 
-def _contact_from_vcard(card: object) -> Contact | None:
+_NICKNAME_LINE = re.compile(
+    r"^(?:[\w-]+\.)?NICKNAME(?:;[^:]*)?:(.*)$", re.IGNORECASE | re.MULTILINE
+)
+
+
+def _raw_nicknames(chunk: str) -> list[str]:
+    """NICKNAME values as written: vobject keeps only the first of "Tom,Tommy"."""
+    unfolded = re.sub(r"\n[ \t]", "", chunk)
+    names: list[str] = []
+    for value in _NICKNAME_LINE.findall(unfolded):
+        names.extend(n.strip().replace("\\,", ",") for n in re.split(r"(?<!\\),", value))
+    return [n for n in names if n]
+
+
+def _contact_from_vcard(card: object, raw_nicknames: Sequence[str] = ()) -> Contact | None:
     emails = _clean_emails(str(v) for v in _values(card, "email") if v)
     if not emails:
         return None
@@ -131,7 +146,7 @@ def _contact_from_vcard(card: object) -> Contact | None:
         family = _join(getattr(n, "family", "")) or None
         prefix = _join(getattr(n, "prefix", "")) or None
         break
-    nicknames: list[str] = []
+    nicknames: list[str] = list(raw_nicknames)
     for value in _values(card, "nickname"):
         items = value if isinstance(value, list) else str(value).split(",")
         nicknames.extend(str(i).strip() for i in items if str(i).strip())
@@ -274,7 +289,7 @@ def parse_csv(text: str, progress: Progress | None = None) -> ImportResult:
         )
     except csv.Error:
         dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
+    reader = csv.reader(io.StringIO(text), dialect, strict=True)
     try:
         header = next(reader)
     except StopIteration:

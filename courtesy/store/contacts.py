@@ -316,10 +316,8 @@ def _merge_into(
 ) -> None:
     """Move ``old``'s addresses and overrides to ``row`` and drop ``old``."""
     for item in list(old.emails):
-        old.emails.remove(item)
-        session.flush()
         item.position = len(row.emails)
-        row.emails.append(item)
+        item.contact = row  # moves it between the collections; not an orphan
         known[item.email] = row
     row.override_salutation = row.override_salutation or old.override_salutation
     row.override_given = row.override_given or old.override_given
