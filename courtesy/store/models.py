@@ -1,6 +1,7 @@
 """Every table of the store, imported in one place for Alembic and create_all."""
 
 from courtesy.store.base import Base
+from courtesy.store.contacts import ContactEmail, ContactNameKey, ContactRow
 from courtesy.store.outgoing import OutgoingMessage
 
-__all__ = ["Base", "OutgoingMessage"]
+__all__ = ["Base", "ContactEmail", "ContactNameKey", "ContactRow", "OutgoingMessage"]

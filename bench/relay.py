@@ -1,0 +1,211 @@
+"""Relay throughput: the proxy against direct delivery, measured in one run.
+
+N messages of about 4 KB are pushed by K concurrent smtplib clients (separate
+processes, one connection each) (a) straight into an aiosmtpd sink and (b)
+through ``courtesy run`` into the same sink. The two are alternated for
+several pairs because this machine's speed drifts; the median ratio (b)/(a)
+is printed, with the proxy's peak RSS.
+
+    .venv/bin/python bench/relay.py                      # checks off
+    .venv/bin/python bench/relay.py --checks             # all checks on
+    .venv/bin/python bench/relay.py -n 10000 -k 4 --pairs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import signal
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SINK = textwrap.dedent(
+    """
+    import asyncio, signal, sys
+    from aiosmtpd.smtp import SMTP
+
+    class Sink:
+        async def handle_DATA(self, server, session, envelope):
+            return "250 2.0.0 Ok: discarded"
+
+    async def main(port):
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: SMTP(Sink(), hostname="sink", enable_SMTPUTF8=True), "127.0.0.1", port)
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        server.close()
+
+    asyncio.run(main(int(sys.argv[1])))
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"port {port} did not open")
+
+
+def make_message(i: int) -> bytes:
+    lines = [
+        "From: Anna Schmidt <anna@example.com>",
+        "To: Thomas Meier <thomas.meier@example.org>",
+        "Cc: Eva Weber <eva.weber@example.org>",
+        f"Subject: Angebot Nr. {i}",
+        f"Message-ID: <bench-{i}@example.com>",
+        "Date: Fri, 27 Nov 2026 09:00:00 +0100",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+        "",
+        "Hallo Herr Meier,",
+        "",
+    ]
+    body = "vielen Dank für Ihre Nachricht. Wir melden uns bis Freitag mit dem Angebot. "
+    while sum(len(x) + 2 for x in lines) < 3900:
+        lines.append(body[: 60 + (len(lines) % 15)])
+    lines += ["", "Viele Grüße", "Anna Schmidt"]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def client(port: int, count: int, offset: int) -> int:
+    sent = 0
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as smtp:
+        for i in range(offset, offset + count):
+            smtp.sendmail(
+                "anna@example.com",
+                ["thomas.meier@example.org", "eva.weber@example.org"],
+                make_message(i),
+            )
+            sent += 1
+    return sent
+
+
+def push(port: int, total: int, clients: int) -> float:
+    """Messages per second for ``total`` messages over ``clients`` processes."""
+    share = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
+    offsets = [sum(share[:i]) for i in range(clients)]
+    with multiprocessing.Pool(clients) as pool:
+        start = time.perf_counter()
+        done = pool.starmap(client, [(port, n, o) for n, o in zip(share, offsets, strict=True)])
+        elapsed = time.perf_counter() - start
+    assert sum(done) == total
+    return total / elapsed
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def write_config(folder: Path, proxy_port: int, sink_port: int, checks: bool) -> Path:
+    config = folder / "config.toml"
+    text = f"""
+[proxy]
+listen = "127.0.0.1:{proxy_port}"
+[upstream]
+host = "127.0.0.1"
+port = {sink_port}
+security = "none"
+[store]
+url = "sqlite:///{folder / "bench.db"}"
+[log]
+level = "warning"
+"""
+    if not checks:
+        for family in ("greeting", "name", "cc", "closing"):
+            text += f"[checks.{family}]\nenabled = false\n"
+    config.write_text(text)
+    return config
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--messages", type=int, default=2000, help="messages per run")
+    parser.add_argument("-k", "--clients", type=int, default=4, help="concurrent clients")
+    parser.add_argument("--pairs", type=int, default=3, help="direct/proxy pairs to alternate")
+    parser.add_argument("--checks", action="store_true", help="run with all checks on")
+    parser.add_argument(
+        "--rss-messages", type=int, default=10000, help="messages before reading the proxy RSS"
+    )
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="courtesy-bench-") as tmp:
+        folder = Path(tmp)
+        sink_port, proxy_port = free_port(), free_port()
+        sink = subprocess.Popen([sys.executable, "-c", SINK, str(sink_port)])
+        config = write_config(folder, proxy_port, sink_port, args.checks)
+        env = {**os.environ, "XDG_DATA_HOME": str(folder / "data")}
+        proxy = subprocess.Popen(
+            [sys.executable, "-m", "courtesy.proxy.cli", "run", "-c", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            wait_port(sink_port)
+            wait_port(proxy_port)
+            push(sink_port, 200, args.clients)  # warm up both paths
+            push(proxy_port, 200, args.clients)
+            direct, proxied, ratios = [], [], []
+            for pair in range(args.pairs):
+                d = push(sink_port, args.messages, args.clients)
+                p = push(proxy_port, args.messages, args.clients)
+                direct.append(d)
+                proxied.append(p)
+                ratios.append(p / d)
+                print(
+                    f"pair {pair + 1}: direct {d:7.0f} msg/s   proxy {p:7.0f} msg/s   "
+                    f"ratio {p / d:.2f}",
+                    flush=True,
+                )
+            sent = 200 + args.pairs * args.messages
+            if sent < args.rss_messages:
+                push(proxy_port, args.rss_messages - sent, args.clients)
+                sent = args.rss_messages
+            rss = peak_rss_mb(proxy.pid)
+        finally:
+            proxy.send_signal(signal.SIGTERM)
+            sink.send_signal(signal.SIGTERM)
+            proxy.wait(60)
+            sink.wait(60)
+
+    print()
+    print(
+        f"relay benchmark: {args.messages} messages x {args.pairs} pairs, ~4 KB each, "
+        f"{args.clients} clients, checks {'on' if args.checks else 'off'}"
+    )
+    print(f"  direct to sink   median {statistics.median(direct):7.0f} msg/s")
+    print(f"  through proxy    median {statistics.median(proxied):7.0f} msg/s")
+    print(
+        f"  ratio proxy/direct: median {statistics.median(ratios):.2f} "
+        f"(pairs: {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
+    print(f"  proxy peak RSS after {sent} messages: {rss:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
