@@ -343,6 +343,14 @@ def parse_person_name(display: str) -> PersonName:
     return given, family, (), nicks
 
 
+def is_group_address(email: str) -> bool:
+    """A mailing list or role address: its readers' names are unknown."""
+    local, _, domain = email.lower().partition("@")
+    if domain.startswith(("lists.", "list.", "groups.")) or domain == "googlegroups.com":
+        return True
+    return _is_group_name(re.sub(r"[._+-]+", " ", local))
+
+
 def names_from_address(email: str) -> tuple[str | None, str | None]:
     """(given, family) from ``first.last@``; ``f.last@`` gives only the family name."""
     local = email.partition("@")[0].split("+", 1)[0]
@@ -573,7 +581,7 @@ def _recipients(ctx: CheckContext, settings: NameSettings) -> _Recipients:
             if email in seen:
                 continue
             seen.add(email)
-            if email in own:
+            if email in own and not is_group_address(email):
                 continue  # a copy to oneself is no one to greet
             info = known_name(address, field_name, ctx)
             if info is None:
@@ -770,12 +778,61 @@ def check_names(ctx: CheckContext, settings: NameSettings) -> list[Finding]:
     from courtesy.checks.greeting import find_salutation
 
     message = ctx.message
+    recipients = _recipients(ctx, settings)
     hints = [a.name for a in (*message.to, *message.cc) if a.name]
+    for known in recipients.known:
+        hints.extend(known.keys.values())
     salutation = find_salutation(message.new_text, hints)
+    if salutation is None:
+        # A bare vocative with a name nobody expects ("Zosie -- please ..."): the
+        # parser accepts it once told the word is a name, which only we can say.
+        leading = _leading_words(message.new_text)
+        if _name_evidence(ctx, settings, recipients, leading):
+            # One word is a name: its neighbours in the opening are, too ("Carlo Meier").
+            salutation = find_salutation(message.new_text, [*hints, *leading])
     if salutation is None or salutation.group or not salutation.names:
         return []
     written = parse_written(salutation.names)
     return check_written_names(ctx, settings, written, salutation.line)
+
+
+_LEADING = re.compile(r"[^\W\d_][\w'-]*", re.UNICODE)
+
+
+def _leading_words(text: str, limit: int = 4) -> list[str]:
+    """Capitalised words that open the first line with text (candidate vocatives)."""
+    line = next((ln for ln in text.split("\n", 8) if ln.strip()), "")[:120]
+    words: list[str] = []
+    for match in _LEADING.finditer(line):
+        word = match.group()
+        if word.casefold() in _CONNECTORS or word.casefold() in ("oh", "ach", "ah"):
+            continue
+        if not word[:1].isupper() or len(words) >= limit:
+            break
+        words.append(word)
+    return words
+
+
+def _name_evidence(
+    ctx: CheckContext, settings: NameSettings, recipients: _Recipients, words: Sequence[str]
+) -> list[str]:
+    """Those of ``words`` that are names: near a recipient's, well known, or in the book."""
+    found: list[str] = []
+    for word in words:
+        key = normalise(word)
+        if len(key) < 2:
+            continue
+        probe = WrittenName(raw=word, words=(word,))
+        if (
+            known_given_name(key)
+            or any(
+                _accepts(key, k, settings) is not None or _nearest(probe, k, settings) is not None
+                for k in recipients.known
+            )
+            or ctx.contacts.by_name(word)
+        ):
+            found.append(word)
+    return found
 
 
 register(

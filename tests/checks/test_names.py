@@ -93,6 +93,7 @@ def test_no_finding(name: str) -> None:
         ("de_surname_from_address", "Meier"),
         ("en_jon", "John"),  # a nickname one letter off the booked name is a slip
         ("en_address_only_typo", "Thomas"),
+        ("en_bare_vocative_typo", "John"),  # "Jhon --": a bare name the parser alone would miss
     ],
 )
 def test_misspelled(name: str, suggestion: str) -> None:
