@@ -156,12 +156,12 @@ class ProxySMTP(SMTP):
         content = await self._read_data()
         if content is None:
             await self.push("552 5.3.4 Error: Too much mail data")
-            self._set_post_data_state()
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
             return
         self.envelope.content = content
         self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)
 
     async def _read_data(self) -> bytes | None:

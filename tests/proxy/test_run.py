@@ -115,7 +115,7 @@ def test_sigterm_finishes_the_message_in_flight(tmp_path: Path, upstream: Record
     time.sleep(0.7)  # the message is now waiting for upstream's answer
     process.send_signal(signal.SIGTERM)
     thread.join(30)
-    out, err = process.communicate(timeout=30)
+    _, err = process.communicate(timeout=30)
     assert result.get("refused") == {}, result
     assert process.returncode == 0, err
     assert len(upstream.received) == 1
