@@ -2,6 +2,16 @@
 
 from courtesy.store.base import Base
 from courtesy.store.contacts import ContactEmail, ContactNameKey, ContactRow
+from courtesy.store.held import CheckException, HeldMessage, RejectOverride
 from courtesy.store.outgoing import OutgoingMessage
 
-__all__ = ["Base", "ContactEmail", "ContactNameKey", "ContactRow", "OutgoingMessage"]
+__all__ = [
+    "Base",
+    "CheckException",
+    "ContactEmail",
+    "ContactNameKey",
+    "ContactRow",
+    "HeldMessage",
+    "OutgoingMessage",
+    "RejectOverride",
+]
