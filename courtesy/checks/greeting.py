@@ -18,9 +18,11 @@ to another severity or off.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
+from types import MappingProxyType
+from typing import Literal
 
 from courtesy.checks.i18n import Texts, say
 from courtesy.checks.model import CheckContext, Finding, OutgoingMessage, Severity
@@ -76,19 +78,64 @@ class Salutation:
 # Grüße" closes a mail, "Care should be taken" is no greeting).
 _STRONG: dict[str, tuple[str, ...]] = {
     "de": (
-        "hallo", "hallöchen", "hallochen", "hallihallo", "halli hallo", "hi", "hey", "hei",
-        "servus", "moin", "moin moin", "moinsen", "guten tag", "guten morgen", "guten abend",
-        "guten mittag", "grüß gott", "grüss gott", "gruess gott", "grüß dich", "grüß euch",
-        "grüezi", "grüzi", "sehr geehrte", "sehr geehrter", "sehr verehrte", "sehr verehrter",
-        "huhu", "tach", "tachchen", "salü", "mahlzeit", "n'abend", "nabend",
+        "hallo",
+        "hallöchen",
+        "hallochen",
+        "hallihallo",
+        "halli hallo",
+        "hi",
+        "hey",
+        "hei",
+        "servus",
+        "moin",
+        "moin moin",
+        "moinsen",
+        "guten tag",
+        "guten morgen",
+        "guten abend",
+        "guten mittag",
+        "grüß gott",
+        "grüss gott",
+        "gruess gott",
+        "grüß dich",
+        "grüß euch",
+        "grüezi",
+        "grüzi",
+        "sehr geehrte",
+        "sehr geehrter",
+        "sehr verehrte",
+        "sehr verehrter",
+        "huhu",
+        "tach",
+        "tachchen",
+        "salü",
+        "mahlzeit",
+        "n'abend",
+        "nabend",
     ),
     "en": (
-        "hello", "hi", "hey", "heya", "hiya", "howdy", "greetings", "good morning",
-        "good afternoon", "good evening", "good day", "g'day", "hullo",
+        "hello",
+        "hi",
+        "hey",
+        "heya",
+        "hiya",
+        "howdy",
+        "greetings",
+        "good morning",
+        "good afternoon",
+        "good evening",
+        "good day",
+        "g'day",
+        "hullo",
     ),
     "fr": ("bonjour", "bonsoir", "salut", "coucou"),
     "es": (
-        "hola", "buenos días", "buenos dias", "buenas tardes", "buenas noches", "buen día",
+        "hola",
+        "buenos días",
+        "buenos dias",
+        "buenas tardes",
+        "buenas noches",
+        "buen día",
         "buen dia",
     ),
     "it": ("ciao", "buongiorno", "buonasera", "salve"),
@@ -96,24 +143,69 @@ _STRONG: dict[str, tuple[str, ...]] = {
 }
 _WEAK: dict[str, tuple[str, ...]] = {
     "de": (
-        "liebe", "lieber", "liebes", "liebste", "liebster", "geehrte", "geehrter", "werte",
-        "werter", "verehrte", "verehrter", "tag", "morgen", "grüß", "grüss",
+        "liebe",
+        "lieber",
+        "liebes",
+        "liebste",
+        "liebster",
+        "geehrte",
+        "geehrter",
+        "werte",
+        "werter",
+        "verehrte",
+        "verehrter",
+        "tag",
+        "morgen",
+        "grüß",
+        "grüss",
     ),
     "en": ("dear", "dearest", "morning", "afternoon", "evening"),
     "fr": (
-        "cher", "chère", "chere", "chers", "chères", "madame", "monsieur", "mesdames",
-        "messieurs", "mademoiselle",
+        "cher",
+        "chère",
+        "chere",
+        "chers",
+        "chères",
+        "madame",
+        "monsieur",
+        "mesdames",
+        "messieurs",
+        "mademoiselle",
     ),
     "es": (
-        "estimado", "estimada", "estimados", "estimadas", "querido", "querida", "queridos",
-        "queridas", "apreciado", "apreciada", "distinguido", "distinguida", "buenas",
+        "estimado",
+        "estimada",
+        "estimados",
+        "estimadas",
+        "querido",
+        "querida",
+        "queridos",
+        "queridas",
+        "apreciado",
+        "apreciada",
+        "distinguido",
+        "distinguida",
+        "buenas",
     ),
     "it": (
-        "caro", "cara", "cari", "care", "carissimo", "carissima", "gentile", "gentili",
-        "gentilissimo", "gentilissima", "egregio", "egregia", "spettabile",
+        "caro",
+        "cara",
+        "cari",
+        "care",
+        "carissimo",
+        "carissima",
+        "gentile",
+        "gentili",
+        "gentilissimo",
+        "gentilissima",
+        "egregio",
+        "egregia",
+        "spettabile",
     ),
     "nl": ("beste", "geachte", "lieve", "dag"),
 }
+
+
 # Nouns after a weak word that make it a closing, not a greeting.
 def _words(text: str) -> frozenset[str]:
     """A word set written as one string, to keep the lists readable."""
@@ -201,9 +293,7 @@ def _phrase_table() -> dict[str, list[tuple[tuple[str, ...], str, bool]]]:
 _PHRASES = _phrase_table()
 # Words that occur in more than one language's list are not language evidence.
 _AMBIGUOUS_FIRST = frozenset(
-    word
-    for word, entries in _PHRASES.items()
-    if len({language for _, language, _ in entries}) > 1
+    word for word, entries in _PHRASES.items() if len({language for _, language, _ in entries}) > 1
 )
 
 
@@ -357,9 +447,12 @@ def _given_names() -> frozenset[str]:
         import nicknames
     except ImportError:  # the names helper's dependency; without it rely on structure
         return frozenset()
-    return frozenset(
-        name for triplet in nicknames.name_triplets() for name in (triplet[0], triplet[2])
-    ) - _NOT_NAMES
+    return (
+        frozenset(
+            name for triplet in nicknames.name_triplets() for name in (triplet[0], triplet[2])
+        )
+        - _NOT_NAMES
+    )
 
 
 def _raw(line: str, group: list[_Token]) -> str:
@@ -409,8 +502,10 @@ def _parse_line(
             ):
                 parts2, is_group2, k2 = _name_part(tokens, j + 1, all_lower)
                 ends_line = k2 >= len(tokens) or tokens[k2].text in ("?", "!", ",", ":")
-                if parts2 and ends_line and all(
-                    _name_like(t, all_lower) for part in parts2 for t in part
+                if (
+                    parts2
+                    and ends_line
+                    and all(_name_like(t, all_lower) for part in parts2 for t in part)
                 ):
                     parts, is_group, k = parts2, is_group2, k2
             group = group or is_group
@@ -578,13 +673,14 @@ class GreetingSettings:
 
     enabled: bool = True
     severity: Severity = Severity.WARN
-    # Extra greeting words, e.g. {"de": ("Grüß Gott",)}; they greet whatever follows.
-    extra_words: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Extra greeting words per language, e.g. {"de": ("Grüß Gott",)}; they greet
+    # whatever follows. A TOML table: extra_words = { de = ["Servus"] }.
+    extra_words: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     # Exemptions.
     exempt_to_self: bool = True
     exempt_automated: bool = True
-    # A message without new text (a bare forward): severity, or None to stay silent.
-    no_new_text: Severity | None = Severity.WARN
+    # A message without new text (a bare forward): a severity, or "off" to stay silent.
+    no_new_text: Severity | Literal["off"] = Severity.WARN
     # A reply in a running exchange where the other side stopped greeting.
     exempt_quick_replies: bool = False
     quick_reply_max_words: int = 60
@@ -604,8 +700,12 @@ _TEXTS: Texts = {
     },
 }
 
-_AUTOMATED_TYPES = ("multipart/report", "text/calendar", "message/disposition-notification",
-                    "message/delivery-status")
+_AUTOMATED_TYPES = (
+    "multipart/report",
+    "text/calendar",
+    "message/disposition-notification",
+    "message/delivery-status",
+)
 
 
 def _is_automated(message: OutgoingMessage) -> bool:
@@ -637,7 +737,7 @@ def _recipient_names(message: OutgoingMessage) -> list[str]:
 
 
 def _with_extra_words(settings: GreetingSettings) -> None:
-    for language, words in settings.extra_words:
+    for language, words in settings.extra_words.items():
         for word in words:
             tokens = tuple(word.casefold().split())
             if not tokens:
@@ -676,7 +776,7 @@ def check_greeting(ctx: CheckContext, settings: GreetingSettings) -> list[Findin
     if settings.extra_words:
         _with_extra_words(settings)
     if not message.new_text.strip():
-        if settings.no_new_text is None:
+        if settings.no_new_text == "off":
             return []
         return [
             Finding(

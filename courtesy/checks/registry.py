@@ -64,11 +64,7 @@ def families() -> Mapping[str, CheckFamily]:
     global _loaded
     if not _loaded:
         for module in FAMILY_MODULES:
-            try:  # TEMPORARY while the families are being written
-                importlib.import_module(module)
-            except ModuleNotFoundError as exc:
-                if exc.name != module:
-                    raise
+            importlib.import_module(module)
         _loaded = True
     return dict(_REGISTRY)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from courtesy.proxy.config import Config
-from courtesy.proxy.front import Inspector, NoChecks, ProxyHandler, start_front
+from courtesy.proxy.front import Inspector, ProxyHandler, start_front
 from courtesy.proxy.recorder import OutgoingLog
 from courtesy.proxy.relay import SmtpUpstream, TryoutUpstream, Upstream
 from courtesy.proxy.secrets import resolve_password
@@ -80,9 +80,13 @@ async def start(
         store = await asyncio.to_thread(open_store, config.store_url)
     upstream = build_upstream(config)
     outgoing_log = OutgoingLog(store)
+    if inspector is None:
+        from courtesy.proxy.inspect import build_inspector
+
+        inspector = build_inspector(config, store)
     handler = ProxyHandler(
         upstream,
-        inspector or NoChecks(),
+        inspector,
         config.proxy,
         recorder=outgoing_log,
     )

@@ -51,13 +51,12 @@ def _load(args: argparse.Namespace) -> Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from courtesy.proxy.app import serve
-    from courtesy.proxy.inspect import build_inspector
 
     config = _load(args)
     if args.log_level is None:
         logging.getLogger().setLevel(getattr(logging, config.log.level.upper()))
     try:
-        asyncio.run(serve(config, inspector=build_inspector(config)))
+        asyncio.run(serve(config))
     except OSError as exc:
         raise UserError(str(exc)) from None
     return EXIT_OK

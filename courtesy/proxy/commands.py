@@ -4,4 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-REGISTER: list[Callable[..., None]] = []
+from courtesy.proxy import cli_check
+
+REGISTER: list[Callable[..., None]] = [
+    cli_check.register,
+]

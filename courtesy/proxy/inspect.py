@@ -1,10 +1,185 @@
-"""Where findings enter the policy: parse once, run the checks, decide."""
+"""Where findings enter the policy: parse once, run the checks, decide.
+
+``evaluate`` is shared by the running proxy and ``courtesy check`` so both
+give the same answer for the same message under the same config.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from courtesy.checks.message import NotAMessage, parse_message
+from courtesy.checks.model import (
+    AddressBook,
+    CheckContext,
+    Exceptions,
+    OutgoingMessage,
+    ThreadView,
+)
+from courtesy.checks.registry import CheckReport, run_checks
+from courtesy.proxy.addressbook import CachedAddressBook
 from courtesy.proxy.config import Config
-from courtesy.proxy.front import Inspector, NoChecks
+from courtesy.proxy.front import Inspector, Transaction, Verdict
+from courtesy.proxy.policy import Decision, decide
+from courtesy.store.contacts import StoreAddressBook
+from courtesy.store.db import Store
+from courtesy.store.outgoing import OutgoingMessage as OutgoingRow
+
+log = logging.getLogger(__name__)
+
+ThreadSource = Callable[[Session, Sequence[str]], dict[str, set[str]]]
+ExceptionSource = Callable[[Session], Exceptions]
 
 
-def build_inspector(config: Config) -> Inspector:
-    return NoChecks()
+@dataclass(frozen=True)
+class Evaluation:
+    message: OutgoingMessage
+    report: CheckReport
+    decision: Decision
+
+
+def own_domains(config: Config) -> frozenset[str]:
+    return frozenset(a.rpartition("@")[2].lower() for a in config.own_addresses if "@" in a)
+
+
+def evaluate(
+    raw: bytes,
+    config: Config,
+    contacts: AddressBook,
+    *,
+    envelope_from: str | None = None,
+    envelope_recipients: Sequence[str] | None = None,
+    thread: ThreadView | None = None,
+    exceptions: Exceptions | None = None,
+) -> Evaluation:
+    """Parse ``raw``, run every enabled check and apply the policy.
+
+    Raises NotAMessage when the bytes are not a mail message at all.
+    """
+    message = parse_message(raw, envelope_from, envelope_recipients)
+    context = CheckContext(
+        message=message,
+        contacts=contacts,
+        language=config.language,
+        own_addresses=config.own_addresses,
+        own_domains=own_domains(config),
+        thread=thread or ThreadView(),
+        exceptions=exceptions or Exceptions(),
+    )
+    report = run_checks(context, config.checks)
+    for error in report.errors:
+        log.error("check %s failed: %s", error.family, error.error)
+    decision = decide(report.findings, config, check_failed=bool(report.errors))
+    return Evaluation(message, report, decision)
+
+
+def outgoing_participants(session: Session, message_ids: Sequence[str]) -> dict[str, set[str]]:
+    """Who was on our own earlier messages with these Message-IDs."""
+    found: dict[str, set[str]] = {}
+    rows = session.execute(
+        select(
+            OutgoingRow.message_id,
+            OutgoingRow.envelope_from,
+            OutgoingRow.to_addresses,
+            OutgoingRow.cc_addresses,
+        ).where(OutgoingRow.message_id.in_(list(message_ids)))
+    )
+    for message_id, sender, to, cc in rows:
+        if message_id is None:
+            continue
+        people = found.setdefault(message_id, set())
+        people.add(sender.lower())
+        people.update(a.lower() for a in (to or []))
+        people.update(a.lower() for a in (cc or []))
+    return found
+
+
+def facts_of(message: OutgoingMessage) -> dict[str, object]:
+    """What the outgoing log keeps about a parsed message."""
+    return {
+        "message_id": message.message_id,
+        "in_reply_to": message.in_reply_to[0] if message.in_reply_to else None,
+        "references": " ".join(message.references) or None,
+        "subject": message.subject or None,
+        "to": [a.email.lower() for a in message.to],
+        "cc": [a.email.lower() for a in message.cc],
+        "names": [(a.email, a.name) for a in message.to + message.cc if a.name],
+    }
+
+
+class ChecksInspector:
+    """The proxy's Inspector: store-backed contacts, thread history, exceptions."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        thread_sources: Iterable[ThreadSource] = (outgoing_participants,),
+        exception_source: ExceptionSource | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.contacts = CachedAddressBook(StoreAddressBook(store.sessions))
+        self.thread_sources = tuple(thread_sources)
+        self.exception_source = exception_source
+
+    def _thread(self, message_ids: Sequence[str]) -> ThreadView:
+        if not message_ids:
+            return ThreadView()
+        participants: dict[str, frozenset[str]] = {}
+        with self.store.sessions() as session:
+            for source in self.thread_sources:
+                for message_id, people in source(session, message_ids).items():
+                    participants[message_id] = participants.get(message_id, frozenset()) | people
+        return ThreadView(participants)
+
+    def _exceptions(self) -> Exceptions:
+        if self.exception_source is None:
+            return Exceptions()
+        with self.store.sessions() as session:
+            return self.exception_source(session)
+
+    def evaluate(self, transaction: Transaction) -> Verdict:
+        try:
+            message = parse_message(
+                transaction.content, transaction.mail_from, transaction.recipients
+            )
+        except NotAMessage:
+            log.warning("message from <%s> has no header block; not checked", transaction.mail_from)
+            return Verdict(action=self.config.proxy.on_check_error, check_errors=("parse",))
+        ids = tuple(dict.fromkeys(message.in_reply_to + message.references))
+        context = CheckContext(
+            message=message,
+            contacts=self.contacts,
+            language=self.config.language,
+            own_addresses=self.config.own_addresses,
+            own_domains=own_domains(self.config),
+            thread=self._thread(ids),
+            exceptions=self._exceptions(),
+        )
+        report = run_checks(context, self.config.checks)
+        for error in report.errors:
+            log.error("check %s failed: %s", error.family, error.error)
+        decision = decide(report.findings, self.config, check_failed=bool(report.errors))
+        return Verdict(
+            action=decision.action,
+            findings=report.findings,
+            check_errors=tuple(e.family for e in report.errors),
+            facts=facts_of(message),
+        )
+
+    async def inspect(self, transaction: Transaction) -> Verdict:
+        # In a worker thread: parsing a big message and a store lookup on a
+        # cache miss must not stall the other clients' conversations.
+        return await asyncio.to_thread(self.evaluate, transaction)
+
+
+def build_inspector(config: Config, store: Store) -> Inspector:
+    return ChecksInspector(config, store)

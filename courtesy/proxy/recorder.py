@@ -19,6 +19,7 @@ from sqlalchemy import insert
 from courtesy.proxy.front import Transaction, Verdict
 from courtesy.proxy.relay import Reply
 from courtesy.store.base import utcnow
+from courtesy.store.contacts import harvest_display_names
 from courtesy.store.db import Store
 from courtesy.store.outgoing import OutgoingMessage
 
@@ -112,6 +113,8 @@ class OutgoingLog:
         self.store = store
         self.batch = batch
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._names: list[tuple[str, str]] = []
+        self._names_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="outgoing-log", daemon=True)
         self._thread.start()
 
@@ -140,6 +143,10 @@ class OutgoingLog:
             check_errors=list(verdict.check_errors),
             auth_user=transaction.auth_user,
         )
+        names = facts.get("names")
+        if names:
+            with self._names_lock:
+                self._names.extend(names)
         self._queue.put(row)
 
     def _run(self) -> None:
@@ -161,8 +168,12 @@ class OutgoingLog:
                     break
                 rows.append(item)
             try:
+                with self._names_lock:
+                    names, self._names = self._names, []
                 with self.store.session() as session:
                     session.execute(insert(OutgoingMessage), rows)
+                    if names:
+                        harvest_display_names(session, names)
             except Exception:
                 log.exception("could not write %d outgoing log rows", len(rows))
             for _ in rows:
