@@ -10,8 +10,10 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from courtesy.proxy.commands_mail import CommandMail
 from courtesy.proxy.config import Config
 from courtesy.proxy.front import Inspector, ProxyHandler, start_front
+from courtesy.proxy.hold import Holder, expire_loop
 from courtesy.proxy.recorder import OutgoingLog
 from courtesy.proxy.relay import SmtpUpstream, TryoutUpstream, Upstream
 from courtesy.proxy.secrets import resolve_password
@@ -30,6 +32,9 @@ class Running:
     handler: ProxyHandler
     server: asyncio.Server
     outgoing_log: OutgoingLog
+    # Hold/release and its periodic upkeep (hold.expire, notice retries).
+    holder: Holder | None = None
+    upkeep: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -49,6 +54,11 @@ class Running:
             if connection.transport is not None:
                 connection.transport.close()
         await asyncio.sleep(0)
+        if self.upkeep is not None:
+            self.upkeep.cancel()
+            await asyncio.gather(self.upkeep, return_exceptions=True)
+        if self.holder is not None:
+            await self.holder.aclose()
         await self.upstream.close()
         await asyncio.to_thread(self.outgoing_log.close)
         self.store.close()
@@ -84,11 +94,14 @@ async def start(
         from courtesy.proxy.inspect import build_inspector
 
         inspector = build_inspector(config, store)
+    holder = Holder(store, upstream, config)
     handler = ProxyHandler(
         upstream,
         inspector,
         config.proxy,
         recorder=outgoing_log,
+        disposer=holder,
+        commands=CommandMail(holder),
     )
     try:
         server = await start_front(handler, config.proxy, front_tls_context(config))
@@ -98,7 +111,8 @@ async def start(
         raise OSError(
             exc.errno, f"cannot listen on {config.proxy.listen}: {exc.strerror}"
         ) from None
-    return Running(config, store, upstream, handler, server, outgoing_log)
+    upkeep = asyncio.get_running_loop().create_task(expire_loop(holder))
+    return Running(config, store, upstream, handler, server, outgoing_log, holder, upkeep)
 
 
 def banner(running: Running) -> str:

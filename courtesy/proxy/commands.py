@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from courtesy.proxy import cli_check
+from courtesy.proxy import cli_check, cli_held
 
 REGISTER: list[Callable[..., None]] = [
     cli_check.register,
+    cli_held.register,
 ]

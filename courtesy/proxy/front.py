@@ -19,7 +19,7 @@ import socket
 import ssl
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
@@ -64,6 +64,9 @@ class Transaction:
     content: bytes
     auth_user: str | None
     peer: str
+    # The client's AUTH passthrough credentials, for mail sent later on its behalf
+    # (release, notices); never stored.
+    credentials: Credentials | None = field(default=None, repr=False)
 
 
 class Inspector(Protocol):
@@ -85,6 +88,22 @@ class Disposer(Protocol):
     async def hold(self, transaction: Transaction, verdict: Verdict) -> Reply: ...
 
     async def reject(self, transaction: Transaction, verdict: Verdict) -> Reply: ...
+
+    async def overridden(self, transaction: Transaction, verdict: Verdict) -> bool:
+        """True when a rejected message is sent again within the override window."""
+        ...
+
+
+class CommandHandler(Protocol):
+    """Command mail (release+ID+TOKEN@courtesy.invalid ...): executed, never relayed."""
+
+    def rcpt(self, envelope: Envelope, address: str) -> str | None:
+        """The RCPT answer for a command address; None when the address is not one."""
+        ...
+
+    def wants(self, transaction: Transaction) -> bool: ...
+
+    async def execute(self, transaction: Transaction) -> Reply: ...
 
 
 class OutgoingRecorder(Protocol):
@@ -240,11 +259,13 @@ class ProxyHandler:
         *,
         disposer: Disposer | None = None,
         recorder: OutgoingRecorder | None = None,
+        commands: CommandHandler | None = None,
     ) -> None:
         self.upstream = upstream
         self.inspector = inspector
         self.settings = settings
         self.disposer = disposer
+        self.commands = commands
         self.recorder = recorder
         self.connections: set[ProxySMTP] = set()
         self.in_flight = 0
@@ -436,6 +457,10 @@ class ProxyHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        if self.commands is not None:
+            answer = self.commands.rcpt(envelope, address)
+            if answer is not None:
+                return answer
         connection = session.upstream
         if connection is None:
             return UpstreamUnavailable("connection lost").reply().line()
@@ -465,6 +490,7 @@ class ProxyHandler:
             content=content,
             auth_user=session.auth_user,
             peer=str(session.peer),
+            credentials=session.credentials,
         )
         self.in_flight += 1
         self._idle.clear()
@@ -477,6 +503,9 @@ class ProxyHandler:
         return reply.line()
 
     async def _deliver(self, session: ProxySession, transaction: Transaction) -> Reply:
+        if self.commands is not None and self.commands.wants(transaction):
+            await self._abandon_upstream(session)
+            return await self.commands.execute(transaction)
         try:
             verdict = await self.inspector.inspect(transaction)
         except Exception:
@@ -498,8 +527,13 @@ class ProxyHandler:
             reply = await self.disposer.hold(transaction, verdict)
         elif action == "reject":
             assert self.disposer is not None
-            await self._abandon_upstream(session)
-            reply = await self.disposer.reject(transaction, verdict)
+            if await self.disposer.overridden(transaction, verdict):
+                verdict = replace(verdict, override=True)
+                reply = await self._relay(session, transaction)
+                action = "override" if reply.ok else "failed"
+            else:
+                await self._abandon_upstream(session)
+                reply = await self.disposer.reject(transaction, verdict)
         else:
             reply = await self._relay(session, transaction)
             if not reply.ok:

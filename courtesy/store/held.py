@@ -207,26 +207,21 @@ def remember_reject(session: Session, row: RejectOverride) -> None:
     session.add(row)
 
 
-def use_override(session: Session, key: str, now: datetime) -> RejectOverride | None:
-    """Consume the newest unexpired, unused override for ``key`` (one resend, one relay)."""
+def find_override(session: Session, key: str, now: datetime) -> RejectOverride | None:
+    """The newest unexpired override for ``key``; marks its first use.
+
+    Not single-use: every resend within the window goes through, so a relay
+    that fails upstream (451, the client retries) does not cost the override.
+    """
     row = session.scalars(
         select(RejectOverride)
-        .where(
-            RejectOverride.key == key,
-            RejectOverride.used_at.is_(None),
-            RejectOverride.expires_at > now,
-        )
+        .where(RejectOverride.key == key, RejectOverride.expires_at > now)
         .order_by(RejectOverride.id.desc())
         .limit(1)
     ).first()
-    if row is None:
-        return None
-    done = session.execute(
-        update(RejectOverride)
-        .where(RejectOverride.id == row.id, RejectOverride.used_at.is_(None))
-        .values(used_at=now)
-    )
-    return row if getattr(done, "rowcount", 0) == 1 else None
+    if row is not None and row.used_at is None:
+        row.used_at = now
+    return row
 
 
 def forget_old_overrides(session: Session, before: datetime) -> int:

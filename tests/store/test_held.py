@@ -13,6 +13,7 @@ from courtesy.store.held import (
     add_exceptions,
     add_held,
     claim,
+    find_override,
     get_held,
     held_json,
     list_exceptions,
@@ -20,7 +21,6 @@ from courtesy.store.held import (
     load_exceptions,
     remember_reject,
     remove_exception,
-    use_override,
 )
 
 RAW = b"From: anna@example.com\r\nTo: t@example.org\r\nSubject: x\r\n\r\n\xe4\x00\xff binary\r\n"
@@ -103,7 +103,7 @@ def test_exceptions_add_list_remove(store_url: str):
         store.close()
 
 
-def test_override_is_used_once_and_only_in_time(store_url: str):
+def test_override_holds_only_within_its_window(store_url: str):
     store = open_store(store_url)
     now = utcnow()
     try:
@@ -116,9 +116,11 @@ def test_override_is_used_once_and_only_in_time(store_url: str):
                     ),
                 )
         with store.session() as session:
-            assert use_override(session, "b" * 64, now + timedelta(seconds=1)) is None
-            assert use_override(session, "a" * 64, now) is not None
+            assert find_override(session, "b" * 64, now + timedelta(seconds=1)) is None
+            assert find_override(session, "a" * 64, now) is not None
         with store.session() as session:
-            assert use_override(session, "a" * 64, now) is None
+            again = find_override(session, "a" * 64, now + timedelta(minutes=9))
+            assert again is not None and again.used_at is not None
+            assert find_override(session, "a" * 64, now + timedelta(minutes=11)) is None
     finally:
         store.close()
