@@ -80,6 +80,11 @@ class CachedAddressBook:
         self._emails.clear()
         self._names.clear()
 
+    def close(self) -> None:
+        close = getattr(self.backend, "close", None)
+        if callable(close):
+            close()
+
 
 class LayeredAddressBook:
     """Several address books, the first that knows an answer wins."""

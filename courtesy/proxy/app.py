@@ -61,6 +61,9 @@ class Running:
             await self.holder.aclose()
         await self.upstream.close()
         await asyncio.to_thread(self.outgoing_log.close)
+        close = getattr(self.handler.inspector, "close", None)
+        if callable(close):
+            close()
         self.store.close()
 
 

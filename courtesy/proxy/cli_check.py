@@ -100,8 +100,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"courtesy: warning: {error}", file=sys.stderr)
     books: list[AddressBook] = [MemoryAddressBook(extra)]
     store = _existing_store(config)
-    if store is not None:
-        books.append(StoreAddressBook(store.sessions))
+    store_book = StoreAddressBook(store.sessions) if store is not None else None
+    if store_book is not None:
+        books.append(store_book)
     contacts = LayeredAddressBook(*books)
 
     status = EXIT_OK
@@ -136,6 +137,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 for failed in result.report.errors:
                     print(f"  [error] check {failed.family} failed: {failed.error}")
     finally:
+        if store_book is not None:
+            store_book.close()
         if store is not None:
             store.close()
     return status

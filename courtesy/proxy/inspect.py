@@ -175,6 +175,9 @@ class ChecksInspector:
             facts=facts_of(message),
         )
 
+    def close(self) -> None:
+        self.contacts.close()
+
     async def inspect(self, transaction: Transaction) -> Verdict:
         # In a worker thread: parsing a big message and a store lookup on a
         # cache miss must not stall the other clients' conversations.
