@@ -142,8 +142,7 @@ def check_cc(ctx: CheckContext, settings: CcSettings) -> list[Finding]:
             added = [
                 a
                 for a in cc
-                if a.email.lower() not in before
-                and not ctx.exceptions.allows(a.email, CODE_ADDED)
+                if a.email.lower() not in before and not ctx.exceptions.allows(a.email, CODE_ADDED)
             ]
             if added:
                 who = ", ".join(a.name or a.email for a in added[:_EVIDENCE_LIMIT])
@@ -153,7 +152,10 @@ def check_cc(ctx: CheckContext, settings: CcSettings) -> list[Finding]:
                         code=CODE_ADDED,
                         severity=settings.added_severity,
                         message=say(
-                            TEXTS, "added", lang, who=who,
+                            TEXTS,
+                            "added",
+                            lang,
+                            who=who,
                             verb="were" if plural else "was",
                             people_de="neue Personen" if plural else "eine neue Person",
                             verb_de="waren" if plural else "war",

@@ -90,7 +90,5 @@ def run_checks(context: CheckContext, settings: Mapping[str, Any] | None = None)
         except Exception as exc:  # a bug in one rule must never block mail
             errors.append(CheckError(name, f"{type(exc).__name__}: {exc}"))
             continue
-        findings.extend(
-            f for f in produced if not context.exceptions.allows("*", f.code)
-        )
+        findings.extend(f for f in produced if not context.exceptions.allows("*", f.code))
     return CheckReport(tuple(findings), tuple(errors))

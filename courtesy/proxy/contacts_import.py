@@ -246,8 +246,12 @@ _OUTLOOK = _CsvFormat(
     prefix=("Title", "Anrede"),
     gender=("Gender", "Geschlecht"),
     emails=(
-        "E-mail Address", "E-mail 2 Address", "E-mail 3 Address",
-        "E-Mail-Adresse", "E-Mail 2: Adresse", "E-Mail 3: Adresse",
+        "E-mail Address",
+        "E-mail 2 Address",
+        "E-mail 3 Address",
+        "E-Mail-Adresse",
+        "E-Mail 2: Adresse",
+        "E-Mail 3: Adresse",
     ),
 )
 _THUNDERBIRD = _CsvFormat(
@@ -259,8 +263,10 @@ _THUNDERBIRD = _CsvFormat(
     prefix=(),
     gender=(),
     emails=(
-        "Primary Email", "Secondary Email",
-        "Primäre E-Mail-Adresse", "Sekundäre E-Mail-Adresse",
+        "Primary Email",
+        "Secondary Email",
+        "Primäre E-Mail-Adresse",
+        "Sekundäre E-Mail-Adresse",
     ),
 )
 
@@ -351,9 +357,7 @@ def _contact_from_row(
     display = _cell(row, columns, fmt.display)
     if "@" in display:
         display = ""
-    nicknames = tuple(
-        n.strip() for n in _cell(row, columns, fmt.nickname).split(",") if n.strip()
-    )
+    nicknames = tuple(n.strip() for n in _cell(row, columns, fmt.nickname).split(",") if n.strip())
     if not (given or family) and display:
         g, f, _other, nicks = parse_person_name(display)
         given, family = g, f
