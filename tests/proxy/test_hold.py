@@ -42,6 +42,7 @@ from tests.servers import (
 MEYER = (DATA / "hold" / "meyer.eml").read_bytes()
 CC_FIVE = (DATA / "hold" / "cc_five.eml").read_bytes()
 SENDER = "anna@example.com"
+COMMAND = b"Subject: command\r\n\r\nsend this as it is\r\n"
 RCPT = "thomas.meier@example.org"
 
 MISSPELLED = Finding(
@@ -458,9 +459,11 @@ def test_kill_9_right_after_250_keeps_the_held_message(tmp_path: Path, upstream:
     assert "Traceback" not in err
 
 
-def test_store_file_is_private(env: Env, tmp_path: Path):
+def test_held_bodies_are_private_to_the_owner(env: Env, tmp_path: Path):
     env.send(MEYER)
-    assert (tmp_path / "store.db").stat().st_mode & 0o077 == 0
+    files = sorted(tmp_path.glob("store.db*"))  # the database, its WAL and shared memory
+    assert tmp_path / "store.db" in files and len(files) >= 2
+    assert all(f.stat().st_mode & 0o077 == 0 for f in files), [oct(f.stat().st_mode) for f in files]
 
 
 # -- hold.expire ---------------------------------------------------------------------------
@@ -526,3 +529,53 @@ def test_a_lost_notice_is_sent_again_with_fresh_links(env: Env):
     assert env.rows()[0].token_hash != old_hash
     env.send(b"Subject: release\r\n\r\n", rcpts=[command_link(notice, "release")])
     assert wait_for(lambda: len(env.messages()) == 1)
+
+
+# -- notices by IMAP APPEND ----------------------------------------------------------------
+
+
+def test_notice_by_imap_append_into_a_real_dovecot(tmp_path: Path, upstream: RecordingUpstream):
+    """With [imap] the notice lands in the sender's INBOX, and nothing goes upstream."""
+    from tests.dovecot import PASSWORD, Dovecot, DovecotMissing
+
+    try:
+        dovecot = Dovecot()
+    except DovecotMissing as exc:
+        pytest.fail(str(exc))
+    dovecot.start()
+    user = dovecot.new_user()
+    imap = {
+        "host": "127.0.0.1",
+        "port": dovecot.imaps_port,
+        "security": "tls",
+        "ca_file": str(dovecot.cert),
+        "username": user,
+        "password": PASSWORD,
+    }
+    path = tmp_path / "config.toml"
+    path.write_text(toml_text(config_data(tmp_path, upstream, imap=imap)))
+    path.chmod(0o600)
+    env = Env(ProxyInThread(load_config(path), FixedInspector()), upstream, path)
+
+    def inbox() -> list[Message]:
+        with dovecot.client(user) as client:
+            client.select_folder("INBOX", readonly=True)
+            uids = client.search("ALL")
+            fetched = client.fetch(uids, ["BODY.PEEK[]"]) if uids else {}
+            return [email.message_from_bytes(fetched[u][b"BODY[]"]) for u in sorted(fetched)]
+
+    try:
+        env.send(MEYER, sender=user)
+        assert wait_for(lambda: len(inbox()) == 1, 20), dovecot.log()
+        [notice] = inbox()
+        assert notice["X-Courtesy-Notice"] == "held 1" and notice["To"] == user
+        assert env.rows()[0].notice_sent_at is not None
+        assert upstream.received == []
+        env.send(COMMAND, rcpts=[command_link(notice, "release")], sender=user)
+        assert wait_for(lambda: len(inbox()) == 2, 20)
+        assert inbox()[1]["Subject"].startswith("[courtesy] Sent:")
+        [got] = env.messages()
+        assert got.content == MEYER and got.mail_from == user
+    finally:
+        env.proxy.stop()
+        dovecot.close()
