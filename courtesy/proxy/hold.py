@@ -22,11 +22,12 @@ import json
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from courtesy.checks.message import NotAMessage, parse_message
 from courtesy.proxy.config import Config, HoldSettings
@@ -407,7 +408,7 @@ class Holder:
             log.warning("releasing #%d (by %s) failed, still held: %s", held_id, by, detail)
         return outcome
 
-    def _unavailable(self, held_id: int, session: Any) -> Outcome:
+    def _unavailable(self, held_id: int, session: Session) -> Outcome:
         row = session.get(HeldMessage, held_id)
         if row is None:
             return Outcome(held_id, "missing")
@@ -549,7 +550,7 @@ class Holder:
             return recorded
         log.info("held #%d: %d exception(s) recorded (by %s)", held_id, len(recorded), by)
         outcome = await self.release(held_id, by=by, credentials=credentials)
-        return Outcome(**{**outcome.__dict__, "exceptions": recorded})
+        return replace(outcome, exceptions=recorded)
 
     # -- expiry and upkeep ------------------------------------------------------------------
 
