@@ -129,6 +129,9 @@ class ChecksInspector:
         self.contacts = CachedAddressBook(StoreAddressBook(store.sessions))
         self.thread_sources = tuple(thread_sources)
         self.exception_source = exception_source
+        self.any_enabled = any(
+            getattr(settings, "enabled", True) for settings in config.checks.values()
+        )
 
     def _thread(self, message_ids: Sequence[str]) -> ThreadView:
         if not message_ids:
@@ -179,6 +182,8 @@ class ChecksInspector:
         self.contacts.close()
 
     async def inspect(self, transaction: Transaction) -> Verdict:
+        if not self.any_enabled:
+            return Verdict()  # every check is off: nothing to parse
         # In a worker thread: parsing a big message and a store lookup on a
         # cache miss must not stall the other clients' conversations.
         return await asyncio.to_thread(self.evaluate, transaction)

@@ -11,6 +11,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from email.header import decode_header, make_header
 from typing import Any
 
@@ -109,12 +110,16 @@ def _clean_id(value: object) -> str | None:
 class OutgoingLog:
     """Queue of outgoing rows, committed in batches by one thread."""
 
-    def __init__(self, store: Store, batch: int = 200) -> None:
+    def __init__(self, store: Store, batch: int = 500, gather: float = 0.05) -> None:
         self.store = store
         self.batch = batch
+        self.gather = gather
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._names: list[tuple[str, str]] = []
         self._names_lock = threading.Lock()
+        # (address, display name) pairs already harvested by this process: the
+        # same correspondents recur, and looking them up again costs a query.
+        self._harvested: set[tuple[str, str]] = set()
         self._thread = threading.Thread(target=self._run, name="outgoing-log", daemon=True)
         self._thread.start()
 
@@ -146,12 +151,20 @@ class OutgoingLog:
         names = facts.get("names")
         if names:
             with self._names_lock:
-                self._names.extend(names)
+                for pair in names:
+                    if pair not in self._harvested:
+                        self._harvested.add(pair)
+                        self._names.append(pair)
+                if len(self._harvested) > 100_000:
+                    self._harvested.clear()
         self._queue.put(row)
 
     def _run(self) -> None:
         while True:
             first = self._queue.get()
+            if first is not None:
+                # Let a burst gather: one commit (and fsync) for many rows.
+                time.sleep(self.gather)
             if first is None:
                 self._queue.task_done()
                 return
