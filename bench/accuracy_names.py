@@ -11,8 +11,11 @@ corpus's ``contacts.vcf``, imported as the user would.
 Reported per language: the false-alarm rate on (a) (any ``name.*`` finding),
 the detection rate on (b) and (c) (any ``name.*`` finding; the share with the
 expected code in brackets). "decidable" restricts (b) and (c) to messages
-whose every To/Cc recipient has a known name: with a mailing list or an
-opaque address among the recipients the check stays silent by design.
+where the check can tell a wrong first name: every To/Cc recipient has a
+known given name, or the only unknown ones are mailing-list or role addresses
+and the message quotes somebody (a list reply is decided by its thread). With
+an opaque personal address, or a list without a quote, it stays silent by
+design.
 
 Run alone: ``python bench/accuracy_names.py [--corpus DIR] [--seed N] [-v]``.
 """
@@ -147,9 +150,18 @@ def _findings(message: OutgoingMessage, book: MemoryAddressBook) -> list[str]:
 
 
 def _decidable(message: OutgoingMessage, book: MemoryAddressBook) -> bool:
+    """Whether the check has what it needs to call a first name wrong.
+
+    Every recipient's given name is known, or the only unknown ones are list or
+    role addresses and the message quotes somebody (the thread decides).
+    """
     ctx = CheckContext(message=message, contacts=book)
     recipients = _recipients(ctx, NameSettings())
-    return bool(recipients.known) and not recipients.unknown_given
+    if not recipients.known and not recipients.quoted:
+        return False
+    if not recipients.unknown_given:
+        return True
+    return bool(recipients.quoted) and not recipients.person_unknown_given
 
 
 def evaluate(corpus: Path, seed: int = 20250304) -> Results:
@@ -252,9 +264,7 @@ def _format(results: Results) -> str:
             f"{lang:5} {a.rate():24} {b.rate() + ' ' + b.exact_rate():30} "
             f"{c.rate() + ' ' + c.exact_rate():30}"
         )
-        lines.append(
-            f"{'':5} {'':24} {'decidable ' + bd.rate():30} {'decidable ' + cd.rate():30}"
-        )
+        lines.append(f"{'':5} {'':24} {'decidable ' + bd.rate():30} {'decidable ' + cd.rate():30}")
     unnamed = total(results.unnamed)
     lines.append(
         "name.* findings on mail whose greeting names nobody (or that has none): "

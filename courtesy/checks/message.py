@@ -24,6 +24,7 @@ from email.utils import getaddresses
 
 from courtesy.checks.model import Address, OutgoingMessage
 from courtesy.checks.newtext import extract, html_to_text
+from courtesy.checks.quoted import quoted_authors
 
 _MAX_PARTS = 200
 _HEADER_FIELD_RE = re.compile(rb"[!-9;-~]{1,76}[ \t]*:")
@@ -150,7 +151,8 @@ def parse_message(
 ) -> OutgoingMessage:
     """Parse ``raw`` once: headers, recipients, body text and the new text.
 
-    ``bcc`` holds the envelope recipients that appear in neither To nor Cc.
+    ``bcc`` holds the envelope recipients that appear in neither To nor Cc;
+    ``quoted_authors`` who wrote the quoted messages, from their quote headers.
     """
     if not _looks_like_message(raw):
         raise NotAMessage("not a mail message: no header block")
@@ -201,4 +203,5 @@ def parse_message(
         signature=parts.signature,
         quoted_text=parts.quoted,
         part_types=types,
+        quoted_authors=quoted_authors(parts.quoted) if parts.quoted else (),
     )

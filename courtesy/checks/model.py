@@ -140,6 +140,21 @@ def _rank(source: ContactSource) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class QuotedAuthor:
+    """Who wrote a message this one quotes, as its quote header gives it.
+
+    ``name`` is the display name as written ("Marcus D. Leech", "Steffes,
+    James D."), empty when the header shows only an address; ``email`` is
+    empty when it shows only a name. ``depth`` counts quote headers from the
+    top: 0 is the message being answered, 1 the one it quoted, and so on.
+    """
+
+    name: str
+    email: str = ""
+    depth: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     """A message parsed once, with its new text separated from quotes and signature."""
 
@@ -167,6 +182,8 @@ class OutgoingMessage:
     quoted_text: str = ""
     # Content types of every MIME part, lower case (finds text/calendar inside alternatives).
     part_types: tuple[str, ...] = ()
+    # Authors of the quoted messages, from their quote headers, nearest first.
+    quoted_authors: tuple[QuotedAuthor, ...] = ()
 
     @property
     def is_reply(self) -> bool:
@@ -200,9 +217,7 @@ class Exceptions:
     def allows(self, email: str, code: str) -> bool:
         family = code.split(".", 1)[0]
         email = email.lower()
-        return any(
-            (who in (email, "*")) and (what in (code, family)) for who, what in self.pairs
-        )
+        return any((who in (email, "*")) and (what in (code, family)) for who, what in self.pairs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from courtesy.checks.model import (
     Contact,
     ContactSource,
     Finding,
+    QuotedAuthor,
     Severity,
 )
 from courtesy.checks.registry import CheckFamily, register
@@ -75,6 +76,16 @@ TEXTS: Texts = {
         "en": "The greeting names {written}, who is none of the recipients ({people}).",
         "de": "Die Anrede nennt {written}, aber keiner der Empfänger heißt so ({people}).",
     },
+    "misspelled_quoted": {
+        "en": "The greeting says '{written}'; the message you answer is from {person}.",
+        "de": "Die Anrede schreibt '{written}'; die beantwortete Nachricht ist von {person}.",
+    },
+    "wrong_person_thread": {
+        "en": "The greeting names {written}, who is neither a recipient nor the author of "
+        "a quoted message ({people}).",
+        "de": "Die Anrede nennt {written}, aber so heißt weder ein Empfänger noch der Autor "
+        "einer zitierten Nachricht ({people}).",
+    },
     "mismatch": {
         "en": "The greeting says '{form}', but {person} is recorded as '{recorded}'.",
         "de": "Die Anrede sagt '{form}', aber {person} ist als '{recorded}' eingetragen.",
@@ -85,41 +96,197 @@ TEXTS: Texts = {
 
 # Form of address (lower case, without dot) -> grammatical gender it implies.
 FORMS: dict[str, str] = {
-    "herr": "M", "herrn": "M", "frau": "F", "fräulein": "F",
-    "mr": "M", "mister": "M", "sir": "M", "ms": "F", "mrs": "F", "miss": "F", "madam": "F",
-    "monsieur": "M", "m": "M", "madame": "F", "mme": "F", "mademoiselle": "F", "mlle": "F",
-    "señor": "M", "senor": "M", "sr": "M", "señora": "F", "senora": "F", "sra": "F",
-    "señorita": "F", "srta": "F", "don": "M", "doña": "F", "dona": "F",
-    "signor": "M", "signore": "M", "sig": "M", "signora": "F", "sig.ra": "F", "signorina": "F",
-    "meneer": "M", "mevrouw": "F", "mevr": "F", "dhr": "M", "heer": "M",
+    "herr": "M",
+    "herrn": "M",
+    "frau": "F",
+    "fräulein": "F",
+    "mr": "M",
+    "mister": "M",
+    "sir": "M",
+    "ms": "F",
+    "mrs": "F",
+    "miss": "F",
+    "madam": "F",
+    "monsieur": "M",
+    "m": "M",
+    "madame": "F",
+    "mme": "F",
+    "mademoiselle": "F",
+    "mlle": "F",
+    "señor": "M",
+    "senor": "M",
+    "sr": "M",
+    "señora": "F",
+    "senora": "F",
+    "sra": "F",
+    "señorita": "F",
+    "srta": "F",
+    "don": "M",
+    "doña": "F",
+    "dona": "F",
+    "signor": "M",
+    "signore": "M",
+    "sig": "M",
+    "signora": "F",
+    "sig.ra": "F",
+    "signorina": "F",
+    "meneer": "M",
+    "mevrouw": "F",
+    "mevr": "F",
+    "dhr": "M",
+    "heer": "M",
 }
-TITLES = frozenset({
-    "dr", "prof", "professor", "doktor", "doctor", "dipl", "ing", "mag", "med", "phil", "rer",
-    "nat", "jur", "hon", "habil", "mba", "msc", "bsc", "phd", "ll", "dres", "drs", "ir",
-    "sehr", "geehrte", "geehrter", "liebe", "lieber", "dear", "hallo", "hi", "hello",
-})
-PARTICLES = frozenset({
-    "von", "van", "de", "di", "da", "del", "della", "der", "den", "ter", "ten", "zu", "zum",
-    "zur", "vom", "le", "la", "du", "des", "dos", "das", "af", "av", "bin", "ibn", "al", "el",
-    "mc", "o",
-})
+TITLES = frozenset(
+    {
+        "dr",
+        "prof",
+        "professor",
+        "doktor",
+        "doctor",
+        "dipl",
+        "ing",
+        "mag",
+        "med",
+        "phil",
+        "rer",
+        "nat",
+        "jur",
+        "hon",
+        "habil",
+        "mba",
+        "msc",
+        "bsc",
+        "phd",
+        "ll",
+        "dres",
+        "drs",
+        "ir",
+        "sehr",
+        "geehrte",
+        "geehrter",
+        "liebe",
+        "lieber",
+        "dear",
+        "hallo",
+        "hi",
+        "hello",
+    }
+)
+PARTICLES = frozenset(
+    {
+        "von",
+        "van",
+        "de",
+        "di",
+        "da",
+        "del",
+        "della",
+        "der",
+        "den",
+        "ter",
+        "ten",
+        "zu",
+        "zum",
+        "zur",
+        "vom",
+        "le",
+        "la",
+        "du",
+        "des",
+        "dos",
+        "das",
+        "af",
+        "av",
+        "bin",
+        "ibn",
+        "al",
+        "el",
+        "mc",
+        "o",
+    }
+)
 _CONNECTORS = frozenset({"und", "and", "oder", "or", "et", "y", "e", "en", "&"})
 
 # Display names and address parts that name a list, team or role, not a person.
-_GROUP_WORDS = frozenset({
-    "list", "lists", "liste", "users", "user", "devel", "dev", "discuss", "discussion",
-    "announce", "team", "group", "info", "support", "sales", "office", "admin", "help",
-    "service", "kontakt", "contact", "mail", "news", "newsletter", "noreply", "no-reply",
-    "all", "alle", "staff", "board", "hr", "jobs", "billing", "accounts", "buchhaltung",
-    "vertrieb", "verwaltung", "sekretariat", "postmaster", "webmaster", "abuse", "marketing",
-    "press", "presse", "mailer", "daemon", "bounce", "notifications", "committee", "members",
-    "participants", "everyone", "dept", "department", "abteilung", "redaktion", "empfang",
-})
+_GROUP_WORDS = frozenset(
+    {
+        "list",
+        "lists",
+        "liste",
+        "users",
+        "user",
+        "devel",
+        "dev",
+        "discuss",
+        "discussion",
+        "announce",
+        "team",
+        "group",
+        "info",
+        "support",
+        "sales",
+        "office",
+        "admin",
+        "help",
+        "service",
+        "kontakt",
+        "contact",
+        "mail",
+        "news",
+        "newsletter",
+        "noreply",
+        "no-reply",
+        "all",
+        "alle",
+        "staff",
+        "board",
+        "hr",
+        "jobs",
+        "billing",
+        "accounts",
+        "buchhaltung",
+        "vertrieb",
+        "verwaltung",
+        "sekretariat",
+        "postmaster",
+        "webmaster",
+        "abuse",
+        "marketing",
+        "press",
+        "presse",
+        "mailer",
+        "daemon",
+        "bounce",
+        "notifications",
+        "committee",
+        "members",
+        "participants",
+        "everyone",
+        "dept",
+        "department",
+        "abteilung",
+        "redaktion",
+        "empfang",
+    }
+)
 
-_TRANSLIT = str.maketrans({
-    "ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ø": "o", "æ": "ae", "œ": "oe", "å": "a",
-    "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i",
-})
+_TRANSLIT = str.maketrans(
+    {
+        "ä": "ae",
+        "ö": "oe",
+        "ü": "ue",
+        "ß": "ss",
+        "ø": "o",
+        "æ": "ae",
+        "œ": "oe",
+        "å": "a",
+        "ł": "l",
+        "đ": "d",
+        "ð": "d",
+        "þ": "th",
+        "ı": "i",
+    }
+)
 _SPLIT = re.compile(r"[\s,;:/+]+")
 _NICK_QUOTED = re.compile(r"[\"'“”‘’(]([^\"'“”‘’()]{2,30})[\"'“”‘’)]")
 
@@ -168,6 +335,18 @@ def well_known_nickname(written: str, name: str) -> bool:
 
 def known_given_name(key: str) -> bool:
     return key in _nick_tables()[1]
+
+
+@functools.cache
+def _nicknames_by_name() -> dict[str, frozenset[str]]:
+    """canonical name -> its well-known nicknames (james -> jim, jimmy, jamie, ...)."""
+    table, _ = _nick_tables()
+    out: dict[str, set[str]] = {}
+    for name, canonicals in table.items():
+        for canonical in canonicals:
+            if canonical != name:
+                out.setdefault(canonical, set()).add(name)
+    return {k: frozenset(v) for k, v in out.items()}
 
 
 # --- what the salutation says ------------------------------------------------
@@ -389,24 +568,118 @@ def known_name(address: Address, field_name: str, ctx: CheckContext) -> KnownNam
             given, family, other = g, f, o
         if given or family or other or nicks:
             return KnownName(
-                address=address, header=field_name, source=contact.source, given=given,
-                family=family, other=other, nicknames=nicks, salutation=contact.salutation,
-                gender=contact.gender, contact=contact,
+                address=address,
+                header=field_name,
+                source=contact.source,
+                given=given,
+                family=family,
+                other=other,
+                nicknames=nicks,
+                salutation=contact.salutation,
+                gender=contact.gender,
+                contact=contact,
             ).index()
     if address.name:
         g, f, o, n = parse_person_name(address.name)
         if g or f or o:
             return KnownName(
-                address=address, header=field_name, source=ContactSource.HEADER, given=g,
-                family=f, other=o, nicknames=n, contact=contact,
+                address=address,
+                header=field_name,
+                source=ContactSource.HEADER,
+                given=g,
+                family=f,
+                other=o,
+                nicknames=n,
+                contact=contact,
             ).index()
+    # A list's address in a quote header ("Ann via users-list <list@…> wrote:")
+    # names the poster, not the list.
+    group = is_group_address(address.email)
+    quoted = None if group else quoted_name(address.email, ctx.message.quoted_authors)
+    if quoted is not None:
+        g, f, o, n = quoted
+        return KnownName(
+            address=address,
+            header=field_name,
+            source=ContactSource.HEADER,
+            given=g,
+            family=f,
+            other=o,
+            nicknames=n,
+            contact=contact,
+        ).index()
     g, f = names_from_address(address.email)
     if g or f:
         return KnownName(
-            address=address, header=field_name, source=ContactSource.ADDRESS, given=g,
-            family=f, contact=contact,
+            address=address,
+            header=field_name,
+            source=ContactSource.ADDRESS,
+            given=g,
+            family=f,
+            contact=contact,
         ).index()
     return None
+
+
+def quoted_name(email: str, authors: Sequence[QuotedAuthor]) -> PersonName | None:
+    """A recipient's name as the quote headers give it, or None.
+
+    The person being answered wrote the quoted message, and its quote header
+    ("From: "Balson, William" <wbalson@crai.com>", "On …, Jørn Skorstad
+    <jsk@nkom.no> wrote:") pairs their name with their address even when this
+    message's To header shows only an opaque address. That is a display name
+    seen in a mail header, as good as one in To. Without the address in the
+    quote header (Outlook and Notes often show only "From: Steffes, James D."),
+    the name counts only when the address is built from it
+    (:func:`address_fits`: ``d..steffes@``, ``jwahl@``, ``wahl@``), so a
+    quoted third person is never taken for the recipient. That fit also
+    holds when the quote header shows the person's other address (the same
+    person writing from work and from home).
+    """
+    key = email.lower()
+    for author in authors:
+        if author.name and author.email.lower() == key:
+            parsed = parse_person_name(author.name)
+            if any(parsed[:3]):
+                return parsed
+    for author in authors:
+        if not author.name:
+            continue
+        parsed = parse_person_name(author.name)
+        given, family = parsed[0], parsed[1]
+        if given and family and address_fits(email, given, family, _initials(author.name)):
+            return parsed
+    return None
+
+
+def _initials(display: str) -> frozenset[str]:
+    """First letters of every word of a name: "Steffes, James D." -> {s, j, d}."""
+    return frozenset(normalise(w)[:1] for w in re.split(r"[\s,.]+", display) if normalise(w))
+
+
+def address_fits(email: str, given: str, family: str, initials: frozenset[str]) -> bool:
+    """Whether a mailbox name is built from this person's name.
+
+    Accepted: ``lastname@``, ``firstnamelastname@``, ``lastnamefirstname@``,
+    ``first.last@`` and ``f.last@`` / ``jwahl@`` / ``d..steffes@`` (one or two
+    initials of the person's given or middle names, in front of or behind the
+    family name). Separators and digits are ignored; the family name needs
+    three letters or more, so a chance fit is unlikely.
+    """
+    local = email.partition("@")[0].split("+", 1)[0].lower()
+    joined = re.sub(r"[^a-z]", "", normalise(local))
+    fam = re.sub(r"[^a-z]", "", normalise(_strip_particles(family)))
+    full_fam = re.sub(r"[^a-z]", "", normalise(family))
+    first = re.sub(r"[^a-z]", "", normalise(given))
+    if len(fam) < 3 or not joined:
+        return False
+    for surname in {fam, full_fam}:
+        if joined in (surname, first + surname, surname + first):
+            return True
+        for rest in (joined.removesuffix(surname), joined.removeprefix(surname)):
+            if rest != joined and 1 <= len(rest) <= 2 and set(rest) <= initials:
+                return True
+    return False
 
 
 # --- matching -------------------------------------------------------------------
@@ -419,7 +692,7 @@ def _allowed_edits(key: str, settings: NameSettings) -> int:
 
 
 def _short_form(written: str, name: str) -> bool:
-    """"Chris" for Christopher, "Rosie" for Rosalee: a clear abbreviation, 3+ letters off."""
+    """ "Chris" for Christopher, "Rosie" for Rosalee: a clear abbreviation, 3+ letters off."""
     if len(written) < 3 or OSA.distance(written, name) < 3:
         return False
     if len(written) >= 4 and name.startswith(written):
@@ -504,7 +777,62 @@ def _nearest(written: WrittenName, known: KnownName, settings: NameSettings) -> 
                 continue
             if best is None or distance < best.distance:
                 best = _Near(distance, known, spelling)
+    if best is None and settings.well_known_nicknames:
+        best = _nearest_nickname(written, known, settings)
     return best
+
+
+def _nearest_nickname(
+    written: WrittenName, known: KnownName, settings: NameSettings
+) -> _Near | None:
+    """A slip in a well-known nickname of the recipient's given name: "Jmi" for Jim (James).
+
+    A greeting uses the nickname as often as the booked name, and a typo in it
+    is just as much a misspelling; the suggestion is the nickname. A written
+    word that is itself a known first name is a different name, not a slip.
+    """
+    if written.form is not None or len(written.words) != 1:
+        return None
+    key = normalise(written.words[0])
+    if len(key) < 2 or known_given_name(key):
+        return None
+    best: _Near | None = None
+    for name, role in known.roles.items():
+        if role not in ("given", "other", "nick") or " " in name:
+            continue
+        for nick in _nicknames_by_name().get(name, ()):
+            distance = OSA.distance(key, nick)
+            if 0 < distance <= _allowed_edits(nick, settings) and (
+                best is None or distance < best.distance
+            ):
+                best = _Near(distance, known, nick.capitalize())
+    return best
+
+
+def _first_name_like_surname(
+    written: WrittenName, people: Iterable[KnownName], settings: NameSettings
+) -> bool:
+    """A first name that opens someone's patronymic family name: "Andrew" for Andrews.
+
+    "Hi Andrew" to "Andrews, Mark" is a well-known first name, so
+    :func:`_nearest` does not call it a misspelling of "Andrews"; but it is
+    not *far* from every recipient's name either, which is what
+    ``name.wrong_person`` means: the writer read a surname made from a first
+    name (Andrews, Williams, Peters, Jameson) as the first name. Which one
+    the writer meant the check cannot tell, so it stays silent. Only this
+    pattern: "Ken" to Steven Kean is one edit away too, but not a reading of
+    the surname, and remains the wrong person.
+    """
+    if written.form is not None or len(written.words) != 1:
+        return False
+    key = normalise(written.words[0])
+    if not known_given_name(key):
+        return False
+    for known in people:
+        for name, role in known.roles.items():
+            if role == "family" and name.startswith(key) and 0 < len(name) - len(key) <= 3:
+                return True
+    return False
 
 
 def _suggestion(written: WrittenName, near: _Near) -> str:
@@ -527,9 +855,7 @@ def _is_lowercase(word: str) -> bool:
 
 def _skipped(ctx: CheckContext, known: KnownName, code: str) -> bool:
     contact = known.contact
-    if contact is not None and (
-        code in contact.skip_checks or FAMILY in contact.skip_checks
-    ):
+    if contact is not None and (code in contact.skip_checks or FAMILY in contact.skip_checks):
         return True
     return ctx.exceptions.allows(known.address.email, code)
 
@@ -562,6 +888,37 @@ class _Recipients:
     # Recipients whose given / family name nobody knows (lists, opaque addresses).
     unknown_given: bool
     unknown_family: bool
+    # The same, counting only persons: a list or role address is left out.
+    person_unknown_given: bool = False
+    person_unknown_family: bool = False
+    # The people the message answers: authors of the quoted messages (not the sender).
+    quoted: tuple[KnownName, ...] = ()
+    # Normalised words of the quoted text (names mentioned in the thread).
+    quoted_words: frozenset[str] = frozenset()
+
+    def undecided(self, name: WrittenName) -> bool:
+        """Whether a name close to no one known may still be an unknown reader's."""
+        if not (self.unknown_family if name.form else self.unknown_given):
+            return False
+        return not self.thread_decides(name)
+
+    def thread_decides(self, name: WrittenName) -> bool:
+        """A reply to a list or role address: its thread says who may be greeted.
+
+        The readers of a mailing list (or of info@, support@) are unknown, so a
+        greeting may name any of them; but a reply greets the people of its
+        thread: the recipients, or the author of a quoted message, at any depth
+        (a list reply often answers a third participant quoted deeper). So when
+        the only unknown recipients are list or role addresses and the message
+        quotes somebody other than the sender, a greeting name far from all of
+        them is the wrong person. A name that is written anywhere in the quoted
+        text (a participant's signature, "Ian and Nick,") is a thread
+        participant too and stays unflagged. Without a quote (or with an opaque
+        personal address among the recipients) nothing decides: silence.
+        """
+        if not self.quoted:
+            return False
+        return not (self.person_unknown_family if name.form else self.person_unknown_given)
 
 
 def _recipients(ctx: CheckContext, settings: NameSettings) -> _Recipients:
@@ -574,6 +931,7 @@ def _recipients(ctx: CheckContext, settings: NameSettings) -> _Recipients:
         groups.append(("cc", message.cc))
     known: list[KnownName] = []
     unknown_given = unknown_family = False
+    person_given = person_family = False
     seen: set[str] = set()
     for field_name, addresses in groups:
         for address in addresses:
@@ -581,23 +939,84 @@ def _recipients(ctx: CheckContext, settings: NameSettings) -> _Recipients:
             if email in seen:
                 continue
             seen.add(email)
-            if email in own and not is_group_address(email):
+            group = is_group_address(email)
+            if email in own and not group:
                 continue  # a copy to oneself is no one to greet
             info = known_name(address, field_name, ctx)
             if info is None:
                 unknown_given = unknown_family = True
+                if not group:
+                    person_given = person_family = True
                 continue
             known.append(info)
             unknown_given = unknown_given or not info.knows_given
             unknown_family = unknown_family or not info.knows_family
+            if not group:
+                person_given = person_given or not info.knows_given
+                person_family = person_family or not info.knows_family
             if _skipped(ctx, info, CODE_WRONG_PERSON):
-                unknown_given = unknown_family = True
+                unknown_given = unknown_family = person_given = person_family = True
     for address in message.bcc:
         if address.email.lower() not in seen:
             info = known_name(address, "bcc", ctx)
             if info is not None:
                 known.append(info)
-    return _Recipients(tuple(known), unknown_given, unknown_family)
+    quoted: tuple[KnownName, ...] = ()
+    words: frozenset[str] = frozenset()
+    if (unknown_given or unknown_family) and message.quoted_authors:
+        quoted = _thread_people(ctx, own)
+        if quoted:
+            words = frozenset(normalise(w) for w in _WORD_RE.findall(message.quoted_text))
+    return _Recipients(
+        tuple(known), unknown_given, unknown_family, person_given, person_family, quoted, words
+    )
+
+
+_WORD_RE = re.compile(r"[^\W\d_][\w'-]{1,40}")
+
+
+def _thread_people(ctx: CheckContext, own: set[str]) -> tuple[KnownName, ...]:
+    """The authors of the quoted messages with a person's name, except the sender.
+
+    Recipients among them stay in: that the message answers somebody is what
+    lets the thread decide (see :meth:`_Recipients.thread_decides`).
+
+    A list's address in "Ann via users <list@…> wrote:" is kept out of the
+    result's addresses (the name is Ann's, the address the list's).
+    """
+    message = ctx.message
+    sender_name = ""
+    if message.sender is not None and message.sender.name:
+        g, f, o, _n = parse_person_name(message.sender.name)
+        sender_name = normalise(" ".join(p for p in (g, f, *o) if p))
+    people: list[KnownName] = []
+    seen: set[str] = set()
+    for author in message.quoted_authors:
+        email = author.email.lower()
+        if email in own and not is_group_address(email):
+            continue
+        g, f, o, n = parse_person_name(author.name)
+        if not (g or f or o) and email and not is_group_address(email):
+            g, f = names_from_address(email)  # "On …, <steve.wakelam@…> wrote:"
+        if not (g or f or o):
+            continue
+        full = normalise(" ".join(p for p in (g, f, *o) if p))
+        if full == sender_name or full in seen:
+            continue  # the sender quoting themselves
+        seen.add(full)
+        shown = author.email if author.email and not is_group_address(email) else ""
+        people.append(
+            KnownName(
+                address=Address(email=shown, name=author.name),
+                header="quoted",
+                source=ContactSource.HEADER,
+                given=g,
+                family=f,
+                other=o,
+                nicknames=n,
+            ).index()
+        )
+    return tuple(people)
 
 
 def check_written_names(
@@ -610,7 +1029,7 @@ def check_written_names(
     if not written:
         return []
     recipients = _recipients(ctx, settings)
-    if not recipients.known:
+    if not recipients.known and not recipients.quoted:
         return []  # nothing known about anyone's name: no guessing
     findings: list[Finding] = []
     lang = ctx.language
@@ -648,13 +1067,64 @@ def check_written_names(
                     )
                 )
             continue
-        undecided = recipients.unknown_family if name.form else recipients.unknown_given
-        if undecided:
+        if recipients.undecided(name) or _first_name_like_surname(
+            name, (*recipients.known, *recipients.quoted), settings
+        ):
+            continue
+        if recipients.unknown_family if name.form else recipients.unknown_given:
+            # Decided by the thread (see _Recipients.thread_decides).
+            finding = _thread_check(ctx, settings, name, recipients, evidence)
+            if finding is not None:
+                findings.append(finding)
             continue
         wrong.append(name)
     for name in wrong:
         findings.append(_wrong_person(ctx, settings, name, recipients, greeted, evidence))
     return findings
+
+
+def _thread_check(
+    ctx: CheckContext,
+    settings: NameSettings,
+    name: WrittenName,
+    recipients: _Recipients,
+    evidence: str,
+) -> Finding | None:
+    """A list reply's greeting name against the people it answers (quoted authors)."""
+    lang = ctx.language
+    for person in recipients.quoted:
+        if _accepts_words(name, person, settings) is not None:
+            return None
+    if all(normalise(w) in recipients.quoted_words for w in name.words):
+        return None  # named in the quoted conversation: a participant
+    near: _Near | None = None
+    for person in recipients.quoted:
+        candidate = _nearest(name, person, settings)
+        if candidate is not None and (near is None or candidate.distance < near.distance):
+            near = candidate
+    if near is not None:
+        return Finding(
+            code=CODE_MISSPELLED,
+            severity=settings.misspelled_severity,
+            message=say(
+                TEXTS, "misspelled_quoted", lang, written=name.text, person=near.known.display
+            ),
+            evidence=evidence,
+            suggestion=_suggestion(name, near),
+        )
+    people = ", ".join(
+        dict.fromkeys(
+            k.display for k in (*recipients.known, *recipients.quoted) if k.header != "bcc"
+        )
+    )
+    answered = recipients.quoted[0]
+    return Finding(
+        code=CODE_WRONG_PERSON,
+        severity=settings.wrong_person_severity,
+        message=say(TEXTS, "wrong_person_thread", lang, written=name.text, people=people),
+        evidence=evidence,
+        suggestion=_address_as(name, answered),
+    )
 
 
 def _case_and_form(
@@ -695,7 +1165,11 @@ def _case_and_form(
                     code=CODE_SALUTATION_MISMATCH,
                     severity=settings.salutation_mismatch_severity,
                     message=say(
-                        TEXTS, "mismatch", lang, form=name.form, person=known.display,
+                        TEXTS,
+                        "mismatch",
+                        lang,
+                        form=name.form,
+                        person=known.display,
                         recorded=shown,
                     ),
                     evidence=evidence,
@@ -706,9 +1180,20 @@ def _case_and_form(
 
 
 _OPPOSITE = {
-    "herr": "Frau", "herrn": "Frau", "frau": "Herr", "mr": "Ms", "ms": "Mr", "mrs": "Mr",
-    "miss": "Mr", "monsieur": "Madame", "madame": "Monsieur", "señor": "Señora",
-    "señora": "Señor", "signor": "Signora", "signora": "Signor", "meneer": "Mevrouw",
+    "herr": "Frau",
+    "herrn": "Frau",
+    "frau": "Herr",
+    "mr": "Ms",
+    "ms": "Mr",
+    "mrs": "Mr",
+    "miss": "Mr",
+    "monsieur": "Madame",
+    "madame": "Monsieur",
+    "señor": "Señora",
+    "señora": "Señor",
+    "signor": "Signora",
+    "signora": "Signor",
+    "meneer": "Mevrouw",
     "mevrouw": "Meneer",
 }
 
@@ -740,7 +1225,10 @@ def _wrong_person(
     people = ", ".join(k.display for k in recipients.known if k.header != "bcc")
     if other is not None:
         message = say(
-            TEXTS, "wrong_person_known", lang, written=name.text,
+            TEXTS,
+            "wrong_person_known",
+            lang,
+            written=name.text,
             other=other.name or other.emails[0],
         )
     else:
@@ -780,14 +1268,14 @@ def check_names(ctx: CheckContext, settings: NameSettings) -> list[Finding]:
     message = ctx.message
     recipients = _recipients(ctx, settings)
     hints = [a.name for a in (*message.to, *message.cc) if a.name]
-    for known in recipients.known:
+    for known in (*recipients.known, *recipients.quoted):
         hints.extend(known.keys.values())
     salutation = find_salutation(message.new_text, hints)
     if salutation is None:
         # A bare vocative with a name nobody expects ("Zosie -- please ..."): the
         # parser accepts it once told the word is a name, which only we can say.
         leading = _leading_words(message.new_text)
-        if _name_evidence(ctx, settings, recipients, leading):
+        if _name_evidence(ctx, settings, recipients, leading) or _dash_vocative(message.new_text):
             # One word is a name: its neighbours in the opening are, too ("Carlo Meier").
             salutation = find_salutation(message.new_text, [*hints, *leading])
     if salutation is None or salutation.group or not salutation.names:
@@ -797,6 +1285,25 @@ def check_names(ctx: CheckContext, settings: NameSettings) -> list[Finding]:
 
 
 _LEADING = re.compile(r"[^\W\d_][\w'-]*", re.UNICODE)
+_DASH_VOCATIVE = re.compile(r"\s*([A-Z][a-z]{2,20})\s?(?:--|—|–)\s*$")
+
+
+def _dash_vocative(text: str) -> list[str]:
+    """The name of an opening line that is one capitalised word and a dash: "Krishna --".
+
+    In business mail a line of one capitalised word set off by a dash is a
+    vocative (Lotus/Outlook-era style: "Louise --", "Jim --"), even when the
+    name is in no dataset; a mere word there ("Update --") is rare, and the
+    greeting parser's list of non-names and its group words ("Folks --") are
+    kept out. The parser then reads the line with that word as a name.
+    """
+    from courtesy.checks.greeting import _NOT_NAMES
+
+    line = next((ln for ln in text.split("\n", 8) if ln.strip()), "")[:120]
+    m = _DASH_VOCATIVE.match(line)
+    if m is None or m.group(1).casefold() in _NOT_NAMES:
+        return []
+    return [m.group(1)]
 
 
 def _leading_words(text: str, limit: int = 4) -> list[str]:
@@ -827,7 +1334,7 @@ def _name_evidence(
             known_given_name(key)
             or any(
                 _accepts(key, k, settings) is not None or _nearest(probe, k, settings) is not None
-                for k in recipients.known
+                for k in (*recipients.known, *recipients.quoted)
             )
             or ctx.contacts.by_name(word)
         ):

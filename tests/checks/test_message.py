@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from courtesy.checks.message import NotAMessage, decode_header_value, parse_message
+from courtesy.checks.model import QuotedAuthor
+from courtesy.checks.quoted import parse_attribution, parse_from_value, quoted_authors
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "checks"
 
@@ -94,3 +96,99 @@ def test_arbitrary_bytes_parse_or_refuse(raw: bytes) -> None:
         parse_message(b"X-Junk: 1\n" + raw)
     except NotAMessage:  # pragma: no cover - a header line is present, so never refused
         pytest.fail("a message with a header line was refused")
+
+
+# --- quoted authors ---------------------------------------------------------------
+
+NAMES = DATA.parent / "names"
+
+
+def test_quoted_authors_nearest_first_at_any_depth() -> None:
+    msg = parse_message((NAMES / "en_list_reply.eml").read_bytes())
+    assert msg.quoted_authors == (
+        QuotedAuthor("Marcus D. Leech", "patchvonbraun@radio.example", 0),
+        QuotedAuthor("Ian Buckley via USRP-users", "", 1),
+    )
+
+
+def test_quoted_authors_of_outlook_blocks() -> None:
+    msg = parse_message((NAMES / "en_outlook_name_only.eml").read_bytes())
+    assert [(a.name, a.depth) for a in msg.quoted_authors] == [
+        ("Steffes, James D.", 0),
+        ("Nicolay, Christi L.", 1),
+    ]
+    german = parse_message((NAMES / "de_outlook_von.eml").read_bytes())
+    assert german.quoted_authors == (QuotedAuthor("Meier, Thomas", "tmeier@kunde.example"),)
+
+
+def test_no_quote_no_authors() -> None:
+    assert parse_message((NAMES / "en_list_no_quote.eml").read_bytes()).quoted_authors == ()
+
+
+def test_lotus_notes_header() -> None:
+    quoted = "Cynthia Sandherr@ENRON\n07/24/2000 12:15 PM\nTo: Steven J Kean/HOU/EES@EES\n"
+    assert quoted_authors(quoted) == (QuotedAuthor("Cynthia Sandherr"),)
+
+
+@pytest.mark.parametrize(
+    ("line", "name", "email"),
+    [
+        ("On Tue, 3 Mar 2009, Marcus D. Leech wrote:", "Marcus D. Leech", ""),
+        ("Am 03.03.2009 um 10:15 schrieb Thomas Meier <tm@x.de>:", "Thomas Meier", "tm@x.de"),
+        ("On 05/03/2021 04:31 PM, Zeng, Huacheng wrote:", "Zeng, Huacheng", ""),
+        (
+            "El mié, 20 dic 2023 a las 15:55, Rob Kossler (<rk@nd.edu>) escribió:",
+            "Rob Kossler",
+            "rk@nd.edu",
+        ),
+        (
+            "Le lun. 3 mars 2025 à 10:00, Jean Dupont <jean@x.fr> a écrit :",
+            "Jean Dupont",
+            "jean@x.fr",
+        ),
+        ("Op ma 3 mrt. 2025 om 10:00 schreef Jan de Vries <jan@x.nl>:", "Jan de Vries", "jan@x.nl"),
+        ("Karl R. Tormann wrote in comp.lang.python:", "Karl R. Tormann", ""),
+        (
+            "On Sat, Oct 12, 2024 at 10:03 AM <steve.w@roke.example> wrote:",
+            "",
+            "steve.w@roke.example",
+        ),
+    ],
+)
+def test_parse_attribution(line: str, name: str, email: str) -> None:
+    assert parse_attribution(line) == QuotedAuthor(name, email)
+
+
+def test_parse_attribution_refuses_prose() -> None:
+    assert parse_attribution("schreibt mir einfach an:") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "name", "email"),
+    [
+        (
+            '\t"Balson, William" <wbalson@crai.example>@ENRON [mailto:IMCEANOTES-+22B@ENRON.com]',
+            "Balson, William",
+            "wbalson@crai.example",
+        ),
+        ("Steffes, James D. ", "Steffes, James D.", ""),
+        ("  Jeffrey A Shankman @ ECT          09/13/2000 04:29 PM", "Jeffrey A Shankman", ""),
+        ("Steven J Kean@ENRON on 02/06/2001 04:41 PM", "Steven J Kean", ""),
+        ("Meier, Thomas [mailto:tmeier@kunde.example]", "Meier, Thomas", "tmeier@kunde.example"),
+        ("Presto, Kevin M. <mailto:kmp@ubs.example>", "Presto, Kevin M.", "kmp@ubs.example"),
+        ("Lee S. Friedman [SMTP:lfried@uc.example]", "Lee S. Friedman", "lfried@uc.example"),
+        (
+            "users <users-bounces@lists.example> On Behalf Of Ann Smith via users",
+            "Ann Smith via users",
+            "",
+        ),
+        (
+            "ardelgado@gradiant.example <ardelgado@gradiant.example>",
+            "",
+            "ardelgado@gradiant.example",
+        ),
+        ('"pschoenemann" <pschoenemann@rr.example>', "", "pschoenemann@rr.example"),
+    ],
+)
+def test_parse_from_value(value: str, name: str, email: str) -> None:
+    assert parse_from_value(value) == QuotedAuthor(name, email)

@@ -20,6 +20,7 @@ from courtesy.checks.names import (
     CODE_SALUTATION_MISMATCH,
     CODE_WRONG_PERSON,
     NameSettings,
+    address_fits,
     check_names,
     known_name,
     names_from_address,
@@ -35,15 +36,27 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "names"
 def book() -> MemoryAddressBook:
     return MemoryAddressBook(
         [
-            Contact(("thomas.meier@kunde.de",), "Thomas Meier", "Thomas", "Meier", salutation="Herr"),
+            Contact(
+                ("thomas.meier@kunde.de",), "Thomas Meier", "Thomas", "Meier", salutation="Herr"
+            ),
             Contact(("weber@kunde.de",), "Anna Weber", "Anna", "Weber", salutation="Frau"),
             Contact(("a.schmidt@kunde.de",), "Anna Schmidt", "Anna", "Schmidt", gender="F"),
             Contact(("peter.schmidt@lieferant.de",), "Peter Schmidt", "Peter", "Schmidt"),
             Contact(("john.smith@client.example",), "John Smith", "John", "Smith", gender="M"),
-            Contact(("ewoods@client.example",), "Eldrick Woods", "Eldrick", "Woods",
-                    nicknames=("Tiger",)),
-            Contact(("jq@client.example",), "Jonathan Quill", "Jonathan", "Quill",
-                    skip_checks=frozenset({"name"})),
+            Contact(
+                ("ewoods@client.example",),
+                "Eldrick Woods",
+                "Eldrick",
+                "Woods",
+                nicknames=("Tiger",),
+            ),
+            Contact(
+                ("jq@client.example",),
+                "Jonathan Quill",
+                "Jonathan",
+                "Quill",
+                skip_checks=frozenset({"name"}),
+            ),
         ]
     )
 
@@ -250,3 +263,154 @@ def test_known_name_prefers_address_book() -> None:
     known = known_name(message.to[0], "to", ctx)
     assert known is not None
     assert known.salutation == "Herr"
+
+
+# --- the thread as a name source: quoted authors, list replies -----------------------
+
+
+def run_variant(name: str, old: str, new: str, language: str = "en") -> list[Finding]:
+    """``name``.eml with its greeting ``old`` rewritten as ``new``."""
+    raw = (DATA / f"{name}.eml").read_bytes()
+    assert old.encode() in raw
+    message = parse_message(raw.replace(old.encode(), new.encode(), 1))
+    ctx = CheckContext(message=message, contacts=book(), language=language)
+    return check_names(ctx, NameSettings())
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new"),
+    [
+        # A list reply greeting the author of the quoted message.
+        ("en_list_reply", "Hi Marcus,", "Hi Marcus,"),
+        # ... or a third participant quoted deeper ("Ian Buckley via USRP-users wrote:").
+        ("en_list_reply", "Hi Marcus,", "Hi Ian,"),
+        # ... or someone named only in the quoted conversation ("Ian and Nick,").
+        ("en_list_reply", "Hi Marcus,", "Hi Nick,"),
+        ("en_list_reply", "Hi Marcus,", "Hi all,"),
+        # The quote header shows only steve.wakelam@: the address gives the name.
+        ("en_list_reply_gmail_address", "Hey Steve,", "Hey Steve,"),
+        # A list reply without a quote: any list member may be meant.
+        ("en_list_no_quote", "Hi Marcus,", "Hi Marcus,"),
+        ("en_list_no_quote", "Hi Marcus,", "Hi Steve,"),
+        # An opaque personal address; the only quoted author is the sender.
+        ("en_opaque_quote_self", "Marshall:", "Marshall:"),
+        ("en_opaque_quote_self", "Marshall:", "Pierre:"),
+        # "From: "Balson, William" <wbalson@…>": Bill = William.
+        ("en_outlook_mailto", "Bill,", "Bill,"),
+        # "From: Steffes, James D." (no address) fits d..steffes@: Jim = James.
+        ("en_outlook_name_only", "Jim --", "Jim --"),
+        # "Andrew" for "Andrews, Mark": a surname read as a first name, not far from it.
+        ("en_patronymic", "Hi Andrew,", "Hi Andrew,"),
+        ("de_listen_antwort", "Hallo Thomas,", "Hallo Thomas,"),
+        ("de_listen_antwort", "Hallo Thomas,", "Hallo zusammen,"),
+        ("de_outlook_von", "Hallo Herr Meier,", "Hallo Herr Meier,"),
+        ("de_outlook_von", "Hallo Herr Meier,", "Hallo Thomas,"),
+    ],
+)
+def test_thread_no_finding(name: str, old: str, new: str) -> None:
+    assert run_variant(name, old, new) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "who"),
+    [
+        ("en_list_reply", "Hi Marcus,", "Hi Steve,", "Marcus Leech"),
+        ("de_listen_antwort", "Hallo Thomas,", "Hallo Peter,", "Thomas Meier"),
+        # Recipients known from the quote header: the ordinary wrong-person rule.
+        ("en_outlook_mailto", "Bill,", "Frank,", "William Balson"),
+        # A bare "Name --" vocative, even with a name no dataset knows.
+        ("en_outlook_name_only", "Jim --", "Karlau --", "James Steffes"),
+        ("en_patronymic", "Hi Andrew,", "Hi Sarah,", "Mark"),
+    ],
+)
+def test_thread_wrong_person(name: str, old: str, new: str, who: str) -> None:
+    findings = run_variant(name, old, new)
+    assert [f.code for f in findings] == [CODE_WRONG_PERSON]
+    assert who in findings[0].message
+
+
+def test_list_reply_wrong_person_message_and_suggestion() -> None:
+    (finding,) = run_variant("en_list_reply", "Hi Marcus,", "Hi Steve,")
+    assert finding.message == (
+        "The greeting names Steve, who is neither a recipient nor the author of a quoted "
+        "message (Marcus Leech, Ian Buckley)."
+    )
+    assert finding.suggestion == "Marcus"
+    assert finding.evidence == "Hi Steve,"
+    (german,) = run_variant("de_listen_antwort", "Hallo Thomas,", "Hallo Peter,", "de")
+    assert german.message == (
+        "Die Anrede nennt Peter, aber so heißt weder ein Empfänger noch der Autor einer "
+        "zitierten Nachricht (Thomas Meier)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "suggestion"),
+    [
+        ("en_list_reply", "Hi Marcus,", "Hi Marcsu,", "Marcus"),
+        ("en_list_reply_gmail_address", "Hey Steve,", "Hey Stvee,", "Steve"),
+        ("de_listen_antwort", "Hallo Thomas,", "Hallo Thoams,", "Thomas"),
+        ("en_outlook_mailto", "Bill,", "Wiliam,", "William"),
+        ("de_outlook_von", "Hallo Herr Meier,", "Hallo Herr Meyer,", "Meier"),
+    ],
+)
+def test_thread_misspelled(name: str, old: str, new: str, suggestion: str) -> None:
+    findings = run_variant(name, old, new)
+    assert [f.code for f in findings] == [CODE_MISSPELLED]
+    assert findings[0].suggestion == suggestion
+
+
+def test_list_reply_misspelling_names_the_quoted_author() -> None:
+    (finding,) = run_variant("de_listen_antwort", "Hallo Thomas,", "Hallo Thoams,", "de")
+    assert finding.message == (
+        "Die Anrede schreibt 'Thoams'; die beantwortete Nachricht ist von Thomas Meier."
+    )
+
+
+def test_role_address_reply_is_decided_by_the_thread() -> None:
+    raw = (DATA / "de_listen_antwort.eml").read_bytes()
+    raw = raw.replace(b"nutzer@lists.verein.example", b"info@verein.example")
+    message = parse_message(raw.replace(b"Hallo Thomas,", b"Hallo Peter,"))
+    findings = check_names(CheckContext(message=message, contacts=book()), NameSettings())
+    assert [f.code for f in findings] == [CODE_WRONG_PERSON]
+
+
+def test_quoted_header_name_for_an_opaque_address() -> None:
+    message = parse_message((DATA / "en_outlook_mailto.eml").read_bytes())
+    known = known_name(message.to[0], "to", CheckContext(message=message, contacts=book()))
+    assert known is not None
+    assert (known.given, known.family) == ("William", "Balson")
+
+
+def test_a_list_address_does_not_take_the_posters_name() -> None:
+    # "Ian Buckley via USRP-users <usrp-users@lists…> wrote:" names Ian, not the list.
+    raw = (
+        (DATA / "en_list_reply.eml")
+        .read_bytes()
+        .replace(
+            b"On 2025-03-02 10:47, Ian Buckley via USRP-users wrote:",
+            b"On 2025-03-02 10:47, Ian Buckley via USRP-users <usrp-users@lists.ettus.com> wrote:",
+        )
+    )
+    message = parse_message(raw)
+    ctx = CheckContext(message=message, contacts=book())
+    assert known_name(message.to[0], "to", ctx) is None
+
+
+@pytest.mark.parametrize(
+    ("email", "given", "family", "initials", "fits"),
+    [
+        ("d..steffes@x.com", "James", "Steffes", "jds", True),
+        ("jwahl@x.com", "Jennifer", "Wahl", "jw", True),
+        ("wahl@x.com", "Jennifer", "Wahl", "jw", True),
+        ("wahlj@x.com", "Jennifer", "Wahl", "jw", True),
+        ("jenniferwahl@x.com", "Jennifer", "Wahl", "jw", True),
+        ("jennifer.wahl@x.com", "Jennifer", "Wahl", "jw", True),
+        ("kwahl@x.com", "Jennifer", "Wahl", "jw", False),  # initial of somebody else
+        ("jwahl@x.com", "Jennifer", "Wall", "jw", False),
+        ("patchvonbraun@x.com", "Marcus", "Leech", "mdl", False),
+        ("jli@x.com", "Jun", "Li", "jl", False),  # a two-letter family name fits too easily
+    ],
+)
+def test_address_fits(email: str, given: str, family: str, initials: str, fits: bool) -> None:
+    assert address_fits(email, given, family, frozenset(initials)) is fits
