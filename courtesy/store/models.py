@@ -3,6 +3,7 @@
 from courtesy.store.base import Base
 from courtesy.store.contacts import ContactEmail, ContactNameKey, ContactRow
 from courtesy.store.held import CheckException, HeldMessage, RejectOverride
+from courtesy.store.inbound import ImapFolder, InboundLocation, InboundMessage, ReplyRef
 from courtesy.store.outgoing import OutgoingMessage
 
 __all__ = [
@@ -12,6 +13,10 @@ __all__ = [
     "ContactNameKey",
     "ContactRow",
     "HeldMessage",
+    "ImapFolder",
+    "InboundLocation",
+    "InboundMessage",
     "OutgoingMessage",
     "RejectOverride",
+    "ReplyRef",
 ]

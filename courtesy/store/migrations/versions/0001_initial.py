@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 09:40:36.107927
+Create Date: 2026-11-27 09:47:51.572413
 """
 
 from __future__ import annotations
@@ -76,6 +76,64 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("held_messages", schema=None) as batch_op:
         batch_op.create_index("ix_held_messages_state_held_at", ["state", "held_at"], unique=False)
+
+    op.create_table(
+        "imap_folders",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account", sa.String(length=320), nullable=False),
+        sa.Column("name", sa.String(length=512), nullable=False),
+        sa.Column("role", sa.String(length=8), nullable=False),
+        sa.Column("uidvalidity", sa.BigInteger(), nullable=True),
+        sa.Column("last_uid", sa.BigInteger(), nullable=False),
+        sa.Column("highest_modseq", sa.BigInteger(), nullable=True),
+        sa.Column("initial_done", sa.Boolean(), nullable=False),
+        sa.Column("synced_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_imap_folders")),
+        sa.UniqueConstraint("account", "name", name=op.f("uq_imap_folders_account")),
+    )
+    op.create_table(
+        "inbound_messages",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account", sa.String(length=320), nullable=False),
+        sa.Column("key", sa.String(length=998), nullable=False),
+        sa.Column("message_id", sa.String(length=998), nullable=True),
+        sa.Column("from_address", sa.String(length=320), nullable=False),
+        sa.Column("from_name", sa.Text(), nullable=True),
+        sa.Column("to_addresses", sa.JSON(), nullable=False),
+        sa.Column("cc_addresses", sa.JSON(), nullable=False),
+        sa.Column("user_role", sa.String(length=3), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=True),
+        sa.Column("date", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("in_reply_to", sa.String(length=998), nullable=True),
+        sa.Column("references", sa.Text(), nullable=True),
+        sa.Column("thread_id", sa.String(length=998), nullable=False),
+        sa.Column("own", sa.Boolean(), nullable=False),
+        sa.Column("excluded", sa.Boolean(), nullable=False),
+        sa.Column("exclude_reason", sa.String(length=32), nullable=True),
+        sa.Column("seen", sa.Boolean(), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("flag_answered", sa.Boolean(), nullable=False),
+        sa.Column("flag_answered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("answered_how", sa.String(length=8), nullable=True),
+        sa.Column("first_synced_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("gone_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_messages")),
+        sa.UniqueConstraint("account", "key", name=op.f("uq_inbound_messages_account")),
+    )
+    with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_inbound_messages_awaiting",
+            ["excluded", "answered_how", "received_at"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_inbound_messages_message_id"), ["message_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_inbound_messages_thread_id"), ["thread_id"], unique=False
+        )
 
     op.create_table(
         "outgoing_messages",
@@ -172,11 +230,79 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_contact_name_keys_key"), ["key"], unique=False)
 
+    op.create_table(
+        "inbound_locations",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("folder_id", sa.Integer(), nullable=False),
+        sa.Column("uid", sa.BigInteger(), nullable=False),
+        sa.Column("message_pk", sa.Integer(), nullable=False),
+        sa.Column("seen", sa.Boolean(), nullable=False),
+        sa.Column("answered", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["folder_id"],
+            ["imap_folders.id"],
+            name=op.f("fk_inbound_locations_folder_id_imap_folders"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_pk"],
+            ["inbound_messages.id"],
+            name=op.f("fk_inbound_locations_message_pk_inbound_messages"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_locations")),
+        sa.UniqueConstraint("folder_id", "uid", name=op.f("uq_inbound_locations_folder_id")),
+    )
+    with op.batch_alter_table("inbound_locations", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_inbound_locations_message_pk"), ["message_pk"], unique=False
+        )
+
+    op.create_table(
+        "reply_refs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ref", sa.String(length=998), nullable=True),
+        sa.Column("direct", sa.Boolean(), nullable=False),
+        sa.Column("replied_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("how", sa.String(length=8), nullable=False),
+        sa.Column("outgoing_id", sa.Integer(), nullable=True),
+        sa.Column("inbound_pk", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["inbound_pk"],
+            ["inbound_messages.id"],
+            name=op.f("fk_reply_refs_inbound_pk_inbound_messages"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["outgoing_id"],
+            ["outgoing_messages.id"],
+            name=op.f("fk_reply_refs_outgoing_id_outgoing_messages"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reply_refs")),
+    )
+    with op.batch_alter_table("reply_refs", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_reply_refs_inbound_pk"), ["inbound_pk"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_reply_refs_outgoing_id"), ["outgoing_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_reply_refs_ref"), ["ref"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("reply_refs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_reply_refs_ref"))
+        batch_op.drop_index(batch_op.f("ix_reply_refs_outgoing_id"))
+        batch_op.drop_index(batch_op.f("ix_reply_refs_inbound_pk"))
+
+    op.drop_table("reply_refs")
+    with op.batch_alter_table("inbound_locations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_inbound_locations_message_pk"))
+
+    op.drop_table("inbound_locations")
     with op.batch_alter_table("contact_name_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_contact_name_keys_key"))
         batch_op.drop_index(batch_op.f("ix_contact_name_keys_contact_id"))
@@ -199,6 +325,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_outgoing_messages_action"))
 
     op.drop_table("outgoing_messages")
+    with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_inbound_messages_thread_id"))
+        batch_op.drop_index(batch_op.f("ix_inbound_messages_message_id"))
+        batch_op.drop_index("ix_inbound_messages_awaiting")
+
+    op.drop_table("inbound_messages")
+    op.drop_table("imap_folders")
     with op.batch_alter_table("held_messages", schema=None) as batch_op:
         batch_op.drop_index("ix_held_messages_state_held_at")
 
