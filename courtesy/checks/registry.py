@@ -90,5 +90,22 @@ def run_checks(context: CheckContext, settings: Mapping[str, Any] | None = None)
         except Exception as exc:  # a bug in one rule must never block mail
             errors.append(CheckError(name, f"{type(exc).__name__}: {exc}"))
             continue
-        findings.extend(f for f in produced if not context.exceptions.allows("*", f.code))
+        findings.extend(f for f in produced if not _excepted(context, f))
     return CheckReport(tuple(findings), tuple(errors))
+
+
+def _excepted(context: CheckContext, finding: Finding) -> bool:
+    """The user said "don't ask again" for this code: for everyone, or for every recipient.
+
+    Checks that know which recipient a finding is about (the name checks) consult
+    the exceptions themselves; this covers message-wide findings such as a
+    missing greeting, which are dropped once every visible recipient is excepted.
+    """
+    exceptions = context.exceptions
+    if not exceptions.pairs:
+        return False
+    if exceptions.allows("*", finding.code):
+        return True
+    message = context.message
+    people = message.to + message.cc or message.recipients
+    return bool(people) and all(exceptions.allows(p.email, finding.code) for p in people)

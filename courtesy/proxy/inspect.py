@@ -144,6 +144,11 @@ class ChecksInspector:
         return ThreadView(participants)
 
     def _exceptions(self) -> Exceptions:
+        """The user's "don't ask again" list, read per message.
+
+        Not cached: ``courtesy exceptions remove`` runs in another process and
+        must take effect with the next message (one indexed query).
+        """
         if self.exception_source is None:
             return Exceptions()
         with self.store.sessions() as session:
@@ -190,4 +195,6 @@ class ChecksInspector:
 
 
 def build_inspector(config: Config, store: Store) -> Inspector:
-    return ChecksInspector(config, store)
+    from courtesy.store.held import load_exceptions
+
+    return ChecksInspector(config, store, exception_source=load_exceptions)
