@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 09:52:32.039120
+Create Date: 2026-11-27 09:55:18.465475
 """
 
 from __future__ import annotations
@@ -135,6 +135,13 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "installation_secrets",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("value", sa.String(length=128), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_installation_secrets")),
+    )
+    op.create_table(
         "outgoing_messages",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -189,6 +196,15 @@ def upgrade() -> None:
             batch_op.f("ix_reject_overrides_expires_at"), ["expires_at"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_reject_overrides_key"), ["key"], unique=False)
+
+    op.create_table(
+        "used_overrides",
+        sa.Column("nonce", sa.String(length=64), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("nonce", name=op.f("pk_used_overrides")),
+    )
+    with op.batch_alter_table("used_overrides", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_used_overrides_used_at"), ["used_at"], unique=False)
 
     op.create_table(
         "contact_emails",
@@ -311,6 +327,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_contact_emails_contact_id"))
 
     op.drop_table("contact_emails")
+    with op.batch_alter_table("used_overrides", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_used_overrides_used_at"))
+
+    op.drop_table("used_overrides")
     with op.batch_alter_table("reject_overrides", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_reject_overrides_key"))
         batch_op.drop_index(batch_op.f("ix_reject_overrides_expires_at"))
@@ -324,6 +344,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_outgoing_messages_action"))
 
     op.drop_table("outgoing_messages")
+    op.drop_table("installation_secrets")
     with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_inbound_messages_thread_id"))
         batch_op.drop_index(batch_op.f("ix_inbound_messages_message_id"))
