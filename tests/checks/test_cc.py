@@ -61,15 +61,20 @@ def test_own_domain_is_not_external() -> None:
     assert codes("de_exposed_own_domain", CcSettings(max_exposed=6)) == [CODE_EXPOSED]
     own = CcSettings(max_exposed=6, own_domains=("sommer-gruppe.de",))
     assert codes("de_exposed_own_domain", own) == []
-    assert codes(
-        "de_exposed_own_domain",
-        CcSettings(max_exposed=6),
-        own_domains=frozenset({"sommer-gruppe.de"}),
-    ) == []
+    assert (
+        codes(
+            "de_exposed_own_domain",
+            CcSettings(max_exposed=6),
+            own_domains=frozenset({"sommer-gruppe.de"}),
+        )
+        == []
+    )
 
 
 def test_reply_adds_people_to_thread() -> None:
-    thread = ThreadView({"<orig-1@kunde.de>": frozenset({"thomas.meier@kunde.de", "eva.roth@kunde.de"})})
+    thread = ThreadView(
+        {"<orig-1@kunde.de>": frozenset({"thomas.meier@kunde.de", "eva.roth@kunde.de"})}
+    )
     (finding,) = run("de_reply_added", thread=thread)
     assert finding.code == CODE_ADDED
     assert "jens.berg@kunde.de" in finding.evidence
@@ -84,7 +89,9 @@ def test_reply_to_unknown_thread_is_silent() -> None:
 
 
 def test_reply_with_same_people_is_fine() -> None:
-    thread = ThreadView({"<orig-2@client.example>": frozenset({"bob@client.example", "carol@client.example"})})
+    thread = ThreadView(
+        {"<orig-2@client.example>": frozenset({"bob@client.example", "carol@client.example"})}
+    )
     assert codes("en_reply_same_people", thread=thread) == []
 
 

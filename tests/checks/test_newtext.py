@@ -31,7 +31,9 @@ def test_inline_reply_collects_unquoted_lines() -> None:
 
 
 def test_outlook_headers_de_and_en() -> None:
-    de = "Passt.\n\nVon: Thomas Meier\nGesendet: Montag, 2. März 2026\nAn: Anna\nBetreff: X\n\nHallo"
+    de = (
+        "Passt.\n\nVon: Thomas Meier\nGesendet: Montag, 2. März 2026\nAn: Anna\nBetreff: X\n\nHallo"
+    )
     en = "Ok.\n\n-----Original Message-----\nFrom: Kean, Steve\nSent: Tuesday\n\nHi Anna"
     assert split_plain(de).text == "Passt."
     assert split_plain(en).text == "Ok."
@@ -57,7 +59,9 @@ def test_other_languages_attribution() -> None:
 
 
 def test_lotus_notes_header() -> None:
-    text = "ok\n\n\n\nJanel Guerrero\n03/13/2001 08:04 PM\nTo: Steven J Kean\ncc:\n\nSteve, see this"
+    text = (
+        "ok\n\n\n\nJanel Guerrero\n03/13/2001 08:04 PM\nTo: Steven J Kean\ncc:\n\nSteve, see this"
+    )
     assert split_plain(text).text == "ok"
 
 

@@ -60,7 +60,10 @@ def test_google_csv() -> None:
     bob = by_email(result)["rjones@client.example"]
     assert bob.emails == ("rjones@client.example", "bob@home.example")
     assert (bob.given, bob.family, bob.nicknames, bob.salutation) == (
-        "Robert", "Jones", ("Bob",), "Mr.",
+        "Robert",
+        "Jones",
+        ("Bob",),
+        "Mr.",
     )
     assert by_email(result)["joerg.schaefer@kunde.de"].family == "Schäfer"
 
@@ -75,7 +78,10 @@ def test_outlook_csv_english_and_german_windows_1252() -> None:
     assert german.format == "outlook"
     greta = by_email(german)["greta.mueller@obst.example"]
     assert (greta.given, greta.family, greta.salutation, greta.gender) == (
-        "Greta", "Müller", "Frau", "F",
+        "Greta",
+        "Müller",
+        "Frau",
+        "F",
     )
     assert by_email(german)["klaus@obst.example"].salutation == "Herr"
 
@@ -97,5 +103,7 @@ def test_unknown_csv_is_refused() -> None:
 
 def test_progress_callback() -> None:
     seen: list[tuple[int, int]] = []
-    parse_contacts((DATA / "v4.vcf").read_text(), progress=lambda done, total: seen.append((done, total)))
+    parse_contacts(
+        (DATA / "v4.vcf").read_text(), progress=lambda done, total: seen.append((done, total))
+    )
     assert seen == [(1, 2), (2, 2)]

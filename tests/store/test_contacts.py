@@ -69,15 +69,18 @@ def test_by_email_and_by_name(sessions: sessionmaker[Session]) -> None:
 def test_harvest_never_overrides_the_address_book(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         upsert_contacts(session, [MEIER])
-        assert harvest_display_names(
-            session,
-            [
-                ("thomas.meier@kunde.de", "Tommy M."),
-                ("eva.roth@kunde.de", "Eva Roth"),
-                ("usrp-users@lists.ettus.com", "usrp-users"),
-                ("x@y.de", "x@y.de"),
-            ],
-        ) == 1
+        assert (
+            harvest_display_names(
+                session,
+                [
+                    ("thomas.meier@kunde.de", "Tommy M."),
+                    ("eva.roth@kunde.de", "Eva Roth"),
+                    ("usrp-users@lists.ettus.com", "usrp-users"),
+                    ("x@y.de", "x@y.de"),
+                ],
+            )
+            == 1
+        )
     book = StoreAddressBook(sessions)
     meier = book.by_email("thomas.meier@kunde.de")
     assert meier is not None and meier.name == "Thomas Meier"
@@ -133,7 +136,15 @@ def test_list_json_and_delete(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
         rows = [contact_json(c) for c in list_contacts(session)]
     assert [r["name"] for r in rows] == ["Jörg Schäfer", "Robert Jones"]
-    assert set(rows[1]) == {"emails", "name", "given", "family", "nicknames", "salutation", "source"}
+    assert set(rows[1]) == {
+        "emails",
+        "name",
+        "given",
+        "family",
+        "nicknames",
+        "salutation",
+        "source",
+    }
     assert rows[1]["nicknames"] == ["Bob"]
     assert rows[1]["source"] == "addressbook"
     with sessions.begin() as session:
