@@ -251,6 +251,7 @@ def proxy_config(tmp_path: Path, server: RecordingUpstream | None, **sections: A
         "proxy": {"listen": f"127.0.0.1:{free_port()}"},
         "store": {"url": f"sqlite:///{tmp_path / 'store.db'}"},
         "tryout": {"folder": str(tmp_path / "tryout")},
+        "api": {"listen": f"127.0.0.1:{free_port()}"},
     }
     if server is not None:
         security = {"none": "none", "starttls": "starttls", "tls": "tls"}[server.tls]

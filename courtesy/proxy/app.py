@@ -10,6 +10,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from courtesy.proxy.api import ApiServer, check_service
 from courtesy.proxy.commands_mail import CommandMail
 from courtesy.proxy.config import Config
 from courtesy.proxy.front import Inspector, ProxyHandler, start_front
@@ -35,6 +36,8 @@ class Running:
     # Hold/release and its periodic upkeep (hold.expire, notice retries).
     holder: Holder | None = None
     upkeep: asyncio.Task[None] | None = None
+    # The local check API for the mail-client add-on (None when [api] is off).
+    api: ApiServer | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -44,6 +47,8 @@ class Running:
 
     async def stop(self) -> None:
         """Stop listening, let messages in flight finish, then close everything."""
+        if self.api is not None:
+            await self.api.aclose()
         self.server.close()
         grace = self.config.proxy.shutdown_grace.total_seconds()
         if not await self.handler.wait_idle(grace):
@@ -98,9 +103,10 @@ async def start(
 
         inspector = build_inspector(config, store)
     holder = Holder(store, upstream, config)
+    service = await asyncio.to_thread(check_service, config.api, store, inspector)
     handler = ProxyHandler(
         upstream,
-        inspector,
+        service.front_inspector,
         config.proxy,
         recorder=outgoing_log,
         disposer=holder,
@@ -114,13 +120,17 @@ async def start(
         raise OSError(
             exc.errno, f"cannot listen on {config.proxy.listen}: {exc.strerror}"
         ) from None
+    api = await service.start()
     upkeep = asyncio.get_running_loop().create_task(expire_loop(holder))
-    return Running(config, store, upstream, handler, server, outgoing_log, holder, upkeep)
+    return Running(config, store, upstream, handler, server, outgoing_log, holder, upkeep, api)
 
 
 def banner(running: Running) -> str:
     host, port = running.address
     lines = [f"courtesy is listening on {host}:{port} (SMTP)"]
+    if running.api is not None:
+        api_host, api_port = running.api.address
+        lines.append(f"check API for the mail-client add-on on http://{api_host}:{api_port}")
     if running.config.tryout_mode:
         lines.append(
             "TRY-OUT MODE: no [upstream] is configured, so nothing is sent. Every message is "

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from courtesy.proxy import cli_check, cli_held, cli_poll
+from courtesy.proxy import cli_api, cli_check, cli_held, cli_poll
 
 REGISTER: list[Callable[..., None]] = [
     cli_check.register,
     cli_held.register,
     cli_poll.register,
+    cli_api.register,
 ]

@@ -53,6 +53,8 @@ class Verdict:
     facts: dict[str, Any] = field(default_factory=dict)
     # Set when an earlier decision (override) lets this message through.
     override: bool = False
+    # The message as it goes on when the inspector changed it (a header removed); None: as sent.
+    content: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -511,6 +513,8 @@ class ProxyHandler:
         except Exception:
             log.exception("inspecting a message failed; applying on_check_error")
             verdict = Verdict(action=self.settings.on_check_error, check_errors=("inspector",))
+        if verdict.content is not None:
+            transaction = replace(transaction, content=verdict.content)
 
         action: str = verdict.action
         if action in ("hold", "reject") and self.disposer is None:
