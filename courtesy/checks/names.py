@@ -18,6 +18,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from rapidfuzz.distance import OSA
 
@@ -291,6 +292,7 @@ _SPLIT = re.compile(r"[\s,;:/+]+")
 _NICK_QUOTED = re.compile(r"[\"'“”‘’(]([^\"'“”‘’()]{2,30})[\"'“”‘’)]")
 
 
+@lru_cache(maxsize=16384)
 def normalise(name: str) -> str:
     """Lower-case ASCII key of a name: ä=ae, ö=oe, ü=ue, ß=ss, other accents dropped."""
     text = unicodedata.normalize("NFC", name).casefold().translate(_TRANSLIT)
@@ -472,6 +474,7 @@ def _is_group_name(text: str) -> bool:
 PersonName = tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]
 
 
+@lru_cache(maxsize=8192)
 def parse_person_name(display: str) -> PersonName:
     """(given, family, other, nicknames) from a display or full name; empty when not a person.
 

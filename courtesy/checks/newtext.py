@@ -486,6 +486,26 @@ def _normalise(text: str) -> str:
     )
 
 
+def _plain_prose(line: str, nxt: str) -> bool:
+    """True when no quote-header rule can match here: skip them all.
+
+    Every attribution and header rule needs a ":" or "@" on this line or a ":"
+    on the next (a time, a "wrote:"), a trailing ellipsis, or a line that
+    starts with a separator character or blank. Ordinary prose has none of
+    these, and testing for them first makes the split several times faster.
+    """
+    return (
+        ":" not in line
+        and "@" not in line
+        and ":" not in nxt
+        and line[:1] not in _SEPARATOR_STARTS
+        and not line.rstrip().endswith(("...", "…"))
+    )
+
+
+_SEPARATOR_STARTS = frozenset("-_=*~ \t")
+
+
 def split_plain(text: str) -> NewText:
     """Split a plain-text body into new text, quoted text and signature."""
     lines = _normalise(text).split("\n")
@@ -503,6 +523,10 @@ def split_plain(text: str) -> NewText:
             continue
         if line.strip():
             nxt = lines[i + 1] if i + 1 < n else ""
+            if _plain_prose(line, nxt):
+                own.append(line)
+                i += 1
+                continue
             span = _is_attribution(line, nxt)
             if span:
                 # It introduces a ">" quote, or stands alone (quote stripped): either

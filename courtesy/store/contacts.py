@@ -559,6 +559,10 @@ class StoreAddressBook:
             with contextlib.suppress(Exception):
                 connection.close()
 
+    def reader(self) -> contextlib.AbstractContextManager[Connection]:
+        """This thread's autocommit connection, for other cheap reads."""
+        return self._session()
+
     @contextlib.contextmanager
     def _session(self) -> Iterator[Connection]:
         try:
