@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email.header import decode_header, make_header
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 IDLE_MAX_SECONDS = 25 * 60
 # A first sync bigger than this shows a progress bar (on a terminal only).
 PROGRESS_THRESHOLD = 2000
+# Display names remembered as harvested, so a big sync asks the address book once per sender.
+HARVEST_MEMORY = 50_000
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 300.0
 
@@ -90,6 +92,10 @@ _DAEMON = re.compile(r"^(?:mailer[-_.]?daemon|postmaster)(?:[-_.+].*)?$")
 # --- reading one message's header fields --------------------------------------------------
 
 
+_FOLD = re.compile(r"\r?\n[ \t]+")
+_JOINED = {"to": ", ", "cc": ", ", "references": " "}
+
+
 def parse_header_block(raw: bytes) -> dict[str, str]:
     """The header fields of a HEADER.FIELDS fetch, unfolded, by lower-case name.
 
@@ -102,37 +108,16 @@ def parse_header_block(raw: bytes) -> dict[str, str]:
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
     fields: dict[str, str] = {}
-    name: str | None = None
-    parts: list[str] = []
-
-    def flush() -> None:
-        if name is None:
-            return
-        value = " ".join(parts)
-        if name in fields:
-            if name in ("to", "cc"):
-                fields[name] += ", " + value
-            elif name == "references":
-                fields[name] += " " + value
-        else:
+    for line in _FOLD.sub(" ", text).splitlines():
+        name, colon, value = line.partition(":")
+        if not colon or not name or name[0] in " \t":
+            continue
+        name = name.strip().lower()
+        value = value.strip()
+        if name not in fields:
             fields[name] = value
-
-    for line in text.split("\n"):
-        line = line.rstrip("\r")
-        if not line:
-            continue
-        if line[0] in " \t":
-            if name is not None:
-                parts.append(line.strip())
-            continue
-        flush()
-        colon = line.find(":")
-        if colon <= 0:
-            name = None
-            continue
-        name = line[:colon].strip().lower()
-        parts = [line[colon + 1 :].strip()]
-    flush()
+        elif name in _JOINED:
+            fields[name] += _JOINED[name] + value
     return fields
 
 
@@ -146,9 +131,36 @@ def decode_words(value: str) -> str:
         return value
 
 
+# "Name <a@b>" or "a@b": the shape of nearly every address; others go to getaddresses.
+_SIMPLE_ADDRESS = re.compile(
+    r"\s*(?:"
+    r"([^\"\\,;:<>()@]*?)\s*<\s*([^<>\s@\",;]+@[^<>\s\",;]+)\s*>"  # Name <a@b>
+    r"|([^<>\s@\",;()]+@[^<>\s\",;()]+)"  # a@b
+    r")\s*$"
+)
+
+
+_COMPLEX_ADDRESS = re.compile(r'["(\\;:]')
+
+
 def _addresses(value: str | None) -> list[tuple[str, str]]:
+    """(display name, lower-case address) pairs of an address header."""
     if not value:
         return []
+    if _COMPLEX_ADDRESS.search(value) is None:
+        fast: list[tuple[str, str]] = []
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            match = _SIMPLE_ADDRESS.match(part)
+            if match is None:
+                break
+            if match.group(2):
+                fast.append((decode_words(match.group(1)), match.group(2).lower()))
+            else:
+                fast.append(("", match.group(3).lower()))
+        else:
+            return fast
     found = []
     for name, address in getaddresses([value]):
         address = address.strip().lower()
@@ -169,9 +181,39 @@ def _message_id(value: str | None) -> str | None:
     return first[:998]
 
 
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+# "Mon, 02 Mar 2026 09:15:00 +0100": the form nearly every mail program writes.
+_RFC5322_DATE = re.compile(
+    r"\s*(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+"
+    r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s+([+-])(\d{2})(\d{2})(?:\s.*)?$"
+)
+
+
 def _date(value: str | None) -> datetime | None:
     if not value:
         return None
+    match = _RFC5322_DATE.match(value)
+    if match is not None and match.group(2).lower() in _MONTHS:
+        day, month, year, hour, minute, second, sign, oh, om = match.groups()
+        offset = timedelta(hours=int(oh), minutes=int(om))
+        try:
+            local = datetime(
+                int(year),
+                _MONTHS[month.lower()],
+                int(day),
+                int(hour),
+                int(minute),
+                int(second or 0),
+                tzinfo=timezone(-offset if sign == "-" else offset),
+            )
+        except ValueError:
+            return None
+        return local.astimezone(UTC)
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -218,7 +260,7 @@ def exclusion(
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reading:
     """One fetched message, read: what the store keeps and the display names seen."""
 
@@ -344,6 +386,8 @@ class Poller:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.on_batch = on_batch
         self.clock = clock
+        # (address, display name) pairs already given to the address book this run.
+        self._harvested: set[tuple[str, str]] = set()
         # EXAMINE results of the last sync, by folder: IDLE compares against them.
         self.last_status: dict[str, FolderStatus] = {}
 
@@ -455,22 +499,16 @@ class Poller:
             bar = tqdm(total=len(uids), desc=name, unit="msg", leave=False, file=sys.stderr)
         in_sent = role == "sent"
         done = 0
+        # Serial on purpose: a writer thread overlapping the next fetch made the
+        # whole sync slower (both sides are Python code fighting for the GIL).
         try:
             for start in range(0, len(uids), size):
                 batch = uids[start : start + size]
                 readings = [
                     read_message(f, self.own, in_sent=in_sent) for f in mailbox.fetch_headers(batch)
                 ]
-                now = self.clock()
-                with self.store.session() as session:
-                    folder = self._folder(session, folder_id)
-                    stored = store_batch(session, folder, [r.message for r in readings], now)
-                    folder.last_uid = max(folder.last_uid, batch[-1])
-                    names = [pair for r in readings for pair in r.names]
-                    if names:
-                        harvest_display_names(session, dict(names).items())
                 result.fetched += len(readings)
-                result.new += stored.created
+                result.new += self._store(folder_id, readings, batch[-1])
                 done += len(batch)
                 if bar is not None:
                     bar.update(len(batch))
@@ -479,6 +517,20 @@ class Poller:
         finally:
             if bar is not None:
                 bar.close()
+
+    def _store(self, folder_id: int, readings: list[Reading], last_uid: int) -> int:
+        """Commit one batch; returns how many messages were new."""
+        with self.store.session() as session:
+            folder = self._folder(session, folder_id)
+            stored = store_batch(session, folder, [r.message for r in readings], self.clock())
+            folder.last_uid = max(folder.last_uid, last_uid)
+            names = {p for r in readings for p in r.names} - self._harvested
+            if names:
+                harvest_display_names(session, sorted(names))
+                if len(self._harvested) > HARVEST_MEMORY:
+                    self._harvested.clear()
+                self._harvested |= names
+        return stored.created
 
 
 # --- entry points ----------------------------------------------------------------------
