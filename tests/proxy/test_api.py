@@ -464,3 +464,26 @@ def test_api_off(tmp_path: Path, upstream: RecordingUpstream):
         assert proxy.running.api is None
     finally:
         proxy.stop()
+
+
+def test_token_survives_folding_and_encoding(tmp_path: Path):
+    from email.header import Header
+
+    from courtesy.store.db import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    tokens = OverrideTokens(store, b"k" * 32)
+    built = build_message(MEYER_JSON)
+    keys = content_keys(built.raw, built.sender, built.recipients)
+    token = tokens.issue(keys[0])
+    # Short enough that the header line is never folded by a client...
+    assert len(f"{OVERRIDE_HEADER}: {token}") <= 78
+    # ...and still understood when one folds or encodes it anyway.
+    cut = len(token) // 2
+    folded = f"{OVERRIDE_HEADER}: {token[:cut]}\r\n {token[cut:]}\r\n".encode()
+    _, values = strip_header(folded + b"From: a@example.com\r\n\r\nbody\r\n", OVERRIDE_HEADER)
+    assert tokens.valid_for(values[0], keys) is not None
+    encoded = Header(token, "utf-8").encode()
+    assert encoded.startswith("=?utf-8?")
+    assert tokens.valid_for(encoded, keys) is not None
+    store.close()
