@@ -44,7 +44,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
             result = poll_once(config, store)
         except ImapError as exc:
             raise UserError(str(exc)) from None
-        print(f"{', '.join(result.folders)}: {result.summary()} in {result.seconds:.1f}s")
+        print(f"{result.summary()} in {result.seconds:.1f}s")
         after = config.unanswered.after
         with store.session() as session:
             waiting = awaiting_answer(session, after=after, now=utcnow())

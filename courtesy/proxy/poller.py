@@ -353,7 +353,7 @@ class PollResult:
 
     def summary(self) -> str:
         text = (
-            f"{len(self.folders)} folder(s): {self.fetched} fetched, {self.new} new, "
+            f"{', '.join(self.folders) or 'no folders'}: {self.fetched} fetched, {self.new} new, "
             f"{self.flag_changes} flag change(s), {self.expunged} expunged, "
             f"{self.answered} newly answered"
         )

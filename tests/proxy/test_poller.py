@@ -19,6 +19,7 @@ from courtesy.proxy.cli import main
 from courtesy.proxy.config import Config
 from courtesy.proxy.imap import ImapAuthError, ImapCertificateError, ImapConnectionError, Mailbox
 from courtesy.proxy.poller import Poller, PollResult, poll_once, run_poller
+from courtesy.proxy.secrets import SecretError
 from courtesy.store.base import utcnow
 from courtesy.store.contacts import StoreAddressBook
 from courtesy.store.db import Store, open_store
@@ -454,6 +455,17 @@ def test_wrong_password_is_an_auth_error_without_the_password(make_account: Acco
     assert "not-the-password" not in str(caught.value)
 
 
+def test_oauth2_token_command_is_used_and_its_failure_explained(make_account: AccountFactory):
+    failing = make_account(oauth2_token_command="exit 3")
+    with pytest.raises(SecretError, match="oauth2_token_command failed with exit status 3"):
+        failing.poll()
+    # This Dovecot offers no XOAUTH2: the token is sent and refused like a password.
+    refused = make_account(oauth2_token_command="echo token-XYZ")
+    with pytest.raises(ImapAuthError) as caught:
+        refused.poll()
+    assert "token-XYZ" not in str(caught.value)
+
+
 def test_cli_poll_once(
     make_account: AccountFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
@@ -478,3 +490,18 @@ def test_cli_poll_once(
         code = main(["poll", "--once", "-c", str(config)])
         out, err = capsys.readouterr()
         assert code == 2 and "refused the login" in err and "pw-XYZ-123" not in err
+
+
+def test_the_documented_config_parses():
+    import re
+    import tomllib
+
+    from courtesy.proxy.config import parse_config
+
+    text = (Path(__file__).parents[2] / "docs" / "imap.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    assert blocks
+    for block in blocks:
+        config = parse_config(tomllib.loads(block))
+        assert config.imap is not None and config.imap.folders == ("INBOX",)
+        assert config.unanswered.after == timedelta(days=2)
