@@ -17,6 +17,7 @@ from courtesy.proxy.front import Inspector, ProxyHandler, start_front
 from courtesy.proxy.hold import Holder, expire_loop
 from courtesy.proxy.recorder import OutgoingLog
 from courtesy.proxy.relay import SmtpUpstream, TryoutUpstream, Upstream
+from courtesy.proxy.schedule import report_schedule
 from courtesy.proxy.secrets import resolve_password
 from courtesy.store.db import Store, open_store
 
@@ -38,6 +39,8 @@ class Running:
     upkeep: asyncio.Task[None] | None = None
     # The local check API for the mail-client add-on (None when [api] is off).
     api: ApiServer | None = None
+    # The weekly report schedule (None when [report] is off or has no recipient).
+    report_task: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -59,9 +62,10 @@ class Running:
             if connection.transport is not None:
                 connection.transport.close()
         await asyncio.sleep(0)
-        if self.upkeep is not None:
-            self.upkeep.cancel()
-            await asyncio.gather(self.upkeep, return_exceptions=True)
+        for task in (self.upkeep, self.report_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.holder is not None:
             await self.holder.aclose()
         await self.upstream.close()
@@ -103,6 +107,7 @@ async def start(
 
         inspector = build_inspector(config, store)
     holder = Holder(store, upstream, config)
+    schedule = report_schedule(config, store, upstream)
     service = await asyncio.to_thread(check_service, config.api, store, inspector)
     handler = ProxyHandler(
         upstream,
@@ -122,7 +127,9 @@ async def start(
         ) from None
     api = await service.start()
     upkeep = asyncio.get_running_loop().create_task(expire_loop(holder))
-    return Running(config, store, upstream, handler, server, outgoing_log, holder, upkeep, api)
+    running = Running(config, store, upstream, handler, server, outgoing_log, holder, upkeep, api)
+    running.report_task = schedule.start() if schedule is not None else None
+    return running
 
 
 def banner(running: Running) -> str:

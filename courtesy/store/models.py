@@ -6,6 +6,7 @@ from courtesy.store.contacts import ContactEmail, ContactNameKey, ContactRow
 from courtesy.store.held import CheckException, HeldMessage, RejectOverride
 from courtesy.store.inbound import ImapFolder, InboundLocation, InboundMessage, ReplyRef
 from courtesy.store.outgoing import OutgoingMessage
+from courtesy.store.reports import SentReport
 
 __all__ = [
     "Base",
@@ -20,4 +21,5 @@ __all__ = [
     "OutgoingMessage",
     "RejectOverride",
     "ReplyRef",
+    "SentReport",
 ]

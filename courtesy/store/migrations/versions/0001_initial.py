@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 09:55:18.465475
+Create Date: 2026-11-27 10:14:24.618670
 """
 
 from __future__ import annotations
@@ -123,12 +123,22 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
         batch_op.create_index(
+            "ix_inbound_messages_answered_at",
+            ["answered_at", "excluded", "own", "user_role", "received_at"],
+            unique=False,
+        )
+        batch_op.create_index(
             "ix_inbound_messages_awaiting",
             ["excluded", "answered_how", "received_at"],
             unique=False,
         )
         batch_op.create_index(
             batch_op.f("ix_inbound_messages_message_id"), ["message_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_inbound_messages_received_at",
+            ["received_at", "excluded", "own", "user_role", "answered_how", "answered_at"],
+            unique=False,
         )
         batch_op.create_index(
             batch_op.f("ix_inbound_messages_thread_id"), ["thread_id"], unique=False
@@ -197,6 +207,21 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_reject_overrides_key"), ["key"], unique=False)
 
+    op.create_table(
+        "sent_reports",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("week", sa.String(length=8), nullable=False),
+        sa.Column("recipient", sa.String(length=320), nullable=False),
+        sa.Column("status", sa.String(length=8), nullable=False),
+        sa.Column("slot_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("via", sa.String(length=8), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sent_reports")),
+        sa.UniqueConstraint("week", "recipient", name=op.f("uq_sent_reports_week")),
+    )
     op.create_table(
         "used_overrides",
         sa.Column("nonce", sa.String(length=64), nullable=False),
@@ -331,6 +356,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_used_overrides_used_at"))
 
     op.drop_table("used_overrides")
+    op.drop_table("sent_reports")
     with op.batch_alter_table("reject_overrides", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_reject_overrides_key"))
         batch_op.drop_index(batch_op.f("ix_reject_overrides_expires_at"))
@@ -347,8 +373,10 @@ def downgrade() -> None:
     op.drop_table("installation_secrets")
     with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_inbound_messages_thread_id"))
+        batch_op.drop_index("ix_inbound_messages_received_at")
         batch_op.drop_index(batch_op.f("ix_inbound_messages_message_id"))
         batch_op.drop_index("ix_inbound_messages_awaiting")
+        batch_op.drop_index("ix_inbound_messages_answered_at")
 
     op.drop_table("inbound_messages")
     op.drop_table("imap_folders")
