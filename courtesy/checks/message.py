@@ -27,9 +27,15 @@ from courtesy.checks.newtext import extract, html_to_text
 from courtesy.checks.quoted import quoted_authors
 
 _MAX_PARTS = 200
+# An address header is read up to this many characters and this many addresses:
+# enough for any cc check, while 100,000 addresses in To took seconds to parse
+# and as long again in the name checks (tests/data/hostile/recipients_100000.eml).
+_MAX_ADDRESS_TEXT = 64 * 1024
+_MAX_ADDRESSES = 1000
 _HEADER_FIELD_RE = re.compile(rb"[!-9;-~]{1,76}[ \t]*:")
 _MSGID_RE = re.compile(r"<[^<>\s]{1,998}>")
 _ENCODED_WORD_RE = re.compile(r"=\?[^?\s]{1,40}\?[bBqQ]\?")
+_BOUNDARY_RE = re.compile(rb"boundary\s*=", re.IGNORECASE)
 
 
 class NotAMessage(ValueError):
@@ -42,6 +48,17 @@ def _looks_like_message(raw: bytes) -> bool:
         head = head.partition(b"\n")[2]
     first = head.split(b"\n", 1)[0]
     return _HEADER_FIELD_RE.match(first) is not None
+
+
+def _too_many_containers(raw: bytes) -> bool:
+    """More multipart boundaries than parts we would read: MIME nested or stacked absurdly.
+
+    The stdlib parser checks every line against every open boundary (quadratic
+    in the nesting depth) and recurses once per level; a thousand levels took
+    two seconds and then exhausted the recursion limit.
+    """
+    found = _BOUNDARY_RE.finditer(raw)
+    return sum(1 for _ in zip(found, range(_MAX_PARTS + 1), strict=False)) > _MAX_PARTS
 
 
 def _codec(charset: str | None) -> str | None:
@@ -95,7 +112,16 @@ def decode_header_value(value: object) -> str:
 
 
 def _addresses(values: Sequence[str]) -> tuple[Address, ...]:
-    raw = [_unsurrogate(v) for v in values]
+    raw: list[str] = []
+    budget = _MAX_ADDRESS_TEXT
+    for value in values:
+        if budget <= 0:
+            break
+        if len(value) > budget:
+            # Cut after the last complete address that fits (a comma), not inside one.
+            value = value[: value.rfind(",", 0, budget) + 1 or budget]
+        raw.append(_unsurrogate(value))
+        budget -= len(value)
     try:
         pairs = getaddresses(raw)
     except Exception:
@@ -106,6 +132,8 @@ def _addresses(values: Sequence[str]) -> tuple[Address, ...]:
         if not email or "@" not in email:
             continue
         result.append(Address(email=email, name=decode_header_value(name).strip().strip('"')))
+        if len(result) >= _MAX_ADDRESSES:
+            break
     return tuple(result)
 
 
@@ -156,7 +184,12 @@ def parse_message(
     """
     if not _looks_like_message(raw):
         raise NotAMessage("not a mail message: no header block")
-    msg = BytesParser(policy=compat32).parsebytes(raw)
+    parser = BytesParser(policy=compat32)
+    try:
+        # Absurd MIME structure (tests/data/hostile/nested_1000.eml): the headers only.
+        msg = parser.parsebytes(raw, headersonly=_too_many_containers(raw))
+    except RecursionError:
+        msg = parser.parsebytes(raw, headersonly=True)
 
     headers: dict[str, list[str]] = {}
     raw_headers: dict[str, list[str]] = {}
@@ -182,7 +215,10 @@ def parse_message(
             bcc.append(Address(email=rcpt))
 
     message_ids = _MSGID_RE.findall(" ".join(headers.get("message-id", [])))
-    plain, html, types = _bodies(msg)
+    try:
+        plain, html, types = _bodies(msg)
+    except RecursionError:  # walk() recurses once per nesting level
+        plain, html, types = "", "", (msg.get_content_type(),)
     parts = extract(plain, html)
     body_text = plain if plain.strip() else (html_to_text(html) if html else "")
 

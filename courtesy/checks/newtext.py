@@ -637,6 +637,9 @@ class _HtmlSplitter(HTMLParser):
         self._cut = False
         self._pre = 0
         self._outlook: list[str] = []
+        # Open "outlook" containers, counted: scanning the stack for each piece of
+        # text was quadratic on unclosed containers (tests/data/hostile).
+        self._outlook_open = 0
 
     def _target(self) -> list[str]:
         if self._cut:
@@ -669,6 +672,8 @@ class _HtmlSplitter(HTMLParser):
             self._cut = True
         elif kind is not None:
             self._containers.append((tag, depth, kind))
+            if kind == "outlook":
+                self._outlook_open += 1
 
     def _classify(self, tag: str, attrs: list[tuple[str, str | None]]) -> str | None:
         if tag == "blockquote":
@@ -725,6 +730,7 @@ class _HtmlSplitter(HTMLParser):
             if ctag == tag and cdepth == depth - 1:
                 self._containers.pop()
                 if kind == "outlook":
+                    self._outlook_open -= 1
                     self._outlook_block_closed()
         if tag in _BLOCK_TAGS:
             self._target().append("\n")
@@ -742,7 +748,7 @@ class _HtmlSplitter(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._skip is not None:
             return
-        if any(kind == "outlook" for _, _, kind in self._containers):
+        if self._outlook_open:
             self._outlook.append(data if self._pre else _collapse(data))
             return
         self._target().append(data if self._pre else _collapse(data))
