@@ -41,6 +41,9 @@ class Running:
     api: ApiServer | None = None
     # The weekly report schedule (None when [report] is off or has no recipient).
     report_task: asyncio.Task[None] | None = None
+    # The IMAP poller (None without [imap]) and the event that stops it.
+    poller_task: asyncio.Task[None] | None = None
+    poller_stop: asyncio.Event | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -62,6 +65,12 @@ class Running:
             if connection.transport is not None:
                 connection.transport.close()
         await asyncio.sleep(0)
+        if self.poller_stop is not None and self.poller_task is not None:
+            self.poller_stop.set()
+            try:
+                await asyncio.wait_for(self.poller_task, timeout=15)
+            except (TimeoutError, Exception):
+                log.warning("the IMAP poller did not stop in time", exc_info=True)
         for task in (self.upkeep, self.report_task):
             if task is not None:
                 task.cancel()
@@ -129,6 +138,13 @@ async def start(
     upkeep = asyncio.get_running_loop().create_task(expire_loop(holder))
     running = Running(config, store, upstream, handler, server, outgoing_log, holder, upkeep, api)
     running.report_task = schedule.start() if schedule is not None else None
+    if config.imap is not None:
+        from courtesy.proxy.poller import run_poller
+
+        running.poller_stop = asyncio.Event()
+        running.poller_task = asyncio.get_running_loop().create_task(
+            run_poller(config, store, running.poller_stop)
+        )
     return running
 
 
@@ -145,6 +161,10 @@ def banner(running: Running) -> str:
         )
     else:
         lines.append(f"relaying to {running.upstream.description}")
+    if running.config.imap is not None:
+        imap = running.config.imap
+        folders = ", ".join(imap.folders)
+        lines.append(f"watching {folders} on {imap.host}:{imap.port} for mail awaiting an answer")
     lines.append(f"store: {running.store.url}")
     return "\n".join(lines)
 

@@ -238,6 +238,26 @@ class ReportSettings:
     # IANA time zone name; default: the machine's local zone.
     timezone: str | None = None
 
+    def validate(self) -> None:
+        # Imported here: the report modules import this one.
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        from courtesy.proxy.report import ReportError
+        from courtesy.proxy.schedule import Schedule
+
+        zone = None
+        if self.timezone is not None:
+            try:
+                zone = ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise FieldError(
+                    "timezone", f"{self.timezone!r} is not a time zone like 'Europe/Berlin'"
+                ) from None
+        try:
+            Schedule.parse(self.schedule, zone or ZoneInfo("UTC"))
+        except ReportError as exc:
+            raise FieldError("schedule", str(exc).removeprefix("report.schedule: ")) from None
+
 
 @dataclass(frozen=True)
 class HoldSettings:

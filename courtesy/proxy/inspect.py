@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -30,14 +31,17 @@ from courtesy.proxy.policy import Decision, decide
 from courtesy.store.contacts import StoreAddressBook
 from courtesy.store.db import Store
 from courtesy.store.held import CheckException
-from courtesy.store.outgoing import OutgoingMessage as OutgoingRow
+
+# Who was on the earlier messages of a thread: the inbound store (IMAP) and
+# the proxy's own outgoing log.
+from courtesy.store.inbound import participants
 
 log = logging.getLogger(__name__)
 
 # Larger messages are checked in a worker thread.
 INLINE_LIMIT = 256 * 1024
 
-ThreadSource = Callable[[Session, Sequence[str]], dict[str, set[str]]]
+ThreadSource = Callable[[Session, Sequence[str]], Mapping[str, AbstractSet[str]]]
 ExceptionSource = Callable[[Session], Exceptions]
 
 
@@ -83,27 +87,6 @@ def evaluate(
     return Evaluation(message, report, decision)
 
 
-def outgoing_participants(session: Session, message_ids: Sequence[str]) -> dict[str, set[str]]:
-    """Who was on our own earlier messages with these Message-IDs."""
-    found: dict[str, set[str]] = {}
-    rows = session.execute(
-        select(
-            OutgoingRow.message_id,
-            OutgoingRow.envelope_from,
-            OutgoingRow.to_addresses,
-            OutgoingRow.cc_addresses,
-        ).where(OutgoingRow.message_id.in_(list(message_ids)))
-    )
-    for message_id, sender, to, cc in rows:
-        if message_id is None:
-            continue
-        people = found.setdefault(message_id, set())
-        people.add(sender.lower())
-        people.update(a.lower() for a in (to or []))
-        people.update(a.lower() for a in (cc or []))
-    return found
-
-
 def facts_of(message: OutgoingMessage) -> dict[str, object]:
     """What the outgoing log keeps about a parsed message."""
     return {
@@ -128,7 +111,7 @@ class ChecksInspector:
         config: Config,
         store: Store,
         *,
-        thread_sources: Iterable[ThreadSource] = (outgoing_participants,),
+        thread_sources: Iterable[ThreadSource] = (participants,),
         exception_source: ExceptionSource | None = None,
     ) -> None:
         self.config = config
@@ -147,7 +130,8 @@ class ChecksInspector:
         with self.store.sessions() as session:
             for source in self.thread_sources:
                 for message_id, people in source(session, message_ids).items():
-                    participants[message_id] = participants.get(message_id, frozenset()) | people
+                    known = participants.get(message_id, frozenset())
+                    participants[message_id] = known | frozenset(people)
         return ThreadView(participants)
 
     def _exceptions(self) -> Exceptions:

@@ -11,8 +11,14 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+from sqlalchemy import func, select
+
+from courtesy.store.db import open_store
+from courtesy.store.inbound import InboundMessage
 from tests.conftest import DATA, require_tool
-from tests.servers import RecordingUpstream, free_port, wait_port
+from tests.dovecot import PASSWORD, Dovecot, make_message
+from tests.servers import RecordingUpstream, free_port, wait_for, wait_port
 
 PLAIN = (DATA / "proxy" / "plain.eml").read_bytes()
 
@@ -142,3 +148,43 @@ def test_port_in_use_is_one_line(tmp_path: Path):
         )
     assert done.returncode == 2
     assert "cannot listen on" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_run_polls_imap_beside_the_proxy(
+    tmp_path: Path, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+):
+    """With [imap], `courtesy run` also tracks incoming mail, and stops cleanly."""
+    user = dovecot.new_user()
+    dovecot.append(
+        user, [make_message(subject="Ihre Anfrage", message_id="<run-1@partner.example>")]
+    )
+    port = free_port()
+    db = tmp_path / "s.db"
+    config = (
+        f'addresses = ["{user}"]\n'
+        f'[proxy]\nlisten = "127.0.0.1:{port}"\n'
+        f'[store]\nurl = "sqlite:///{db}"\n'
+        f'[imap]\nhost = "127.0.0.1"\nport = {dovecot.imap_port}\nsecurity = "none"\n'
+        f'username = "{user}"\npassword_env = "COURTESY_TEST_IMAP_PASSWORD"\n'
+    )
+    monkeypatch.setenv("COURTESY_TEST_IMAP_PASSWORD", PASSWORD)
+    process = start_run(tmp_path, config, port)
+    try:
+        store = open_store(f"sqlite:///{db}", migrate=False)
+        try:
+
+            def seen() -> bool:
+                with store.session() as session:
+                    return session.scalar(select(func.count()).select_from(InboundMessage)) == 1
+
+            assert wait_for(seen, timeout=30)
+        finally:
+            store.close()
+    finally:
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert time.monotonic() - started < 15
+    assert "watching INBOX" in out
+    assert PASSWORD not in out + err
