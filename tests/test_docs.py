@@ -44,3 +44,9 @@ def test_quick_start_commands_exist():
         assert (ROOT / "scripts" / script).stat().st_mode & 0o111
     ci = (ROOT / ".ci" / "run").read_text()
     assert "scripts/system-deps" in ci and "scripts/test" in ci
+
+
+def test_readme_imap_example_is_complete():
+    blocks = re.findall(r"```toml\n(.*?)```", README, re.S)
+    imap = [parse_config(tomllib.loads(b)) for b in blocks if "[imap]" in b]
+    assert imap and all(c.imap is not None and c.imap.folders == ("INBOX",) for c in imap)

@@ -490,18 +490,3 @@ def test_cli_poll_once(
         code = main(["poll", "--once", "-c", str(config)])
         out, err = capsys.readouterr()
         assert code == 2 and "refused the login" in err and "pw-XYZ-123" not in err
-
-
-def test_the_documented_config_parses():
-    import re
-    import tomllib
-
-    from courtesy.proxy.config import parse_config
-
-    text = (Path(__file__).parents[2] / "docs" / "imap.md").read_text()
-    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
-    assert blocks
-    for block in blocks:
-        config = parse_config(tomllib.loads(block))
-        assert config.imap is not None and config.imap.folders == ("INBOX",)
-        assert config.unanswered.after == timedelta(days=2)
