@@ -582,25 +582,9 @@ def known_name(address: Address, field_name: str, ctx: CheckContext) -> KnownNam
                 gender=contact.gender,
                 contact=contact,
             ).index()
-    if address.name:
-        g, f, o, n = parse_person_name(address.name)
-        if g or f or o:
-            return KnownName(
-                address=address,
-                header=field_name,
-                source=ContactSource.HEADER,
-                given=g,
-                family=f,
-                other=o,
-                nicknames=n,
-                contact=contact,
-            ).index()
-    # A list's address in a quote header ("Ann via users-list <list@…> wrote:")
-    # names the poster, not the list.
-    group = is_group_address(address.email)
-    quoted = None if group else quoted_name(address.email, ctx.message.quoted_authors)
-    if quoted is not None:
-        g, f, o, n = quoted
+
+    def from_header(parsed: PersonName) -> KnownName:
+        g, f, o, n = parsed
         return KnownName(
             address=address,
             header=field_name,
@@ -611,6 +595,17 @@ def known_name(address: Address, field_name: str, ctx: CheckContext) -> KnownNam
             nicknames=n,
             contact=contact,
         ).index()
+
+    if address.name:
+        parsed = parse_person_name(address.name)
+        if parsed[0] or parsed[1] or parsed[2]:
+            return from_header(parsed)
+    # A list's address in a quote header ("Ann via users-list <list@…> wrote:")
+    # names the poster, not the list.
+    group = is_group_address(address.email)
+    quoted = None if group else quoted_name(address.email, ctx.message.quoted_authors)
+    if quoted is not None:
+        return from_header(quoted)
     g, f = names_from_address(address.email)
     if g or f:
         return KnownName(

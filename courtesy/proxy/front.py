@@ -360,31 +360,27 @@ class ProxyHandler:
     async def _read_credentials(
         self, server: SMTP, mechanism: str, args: list[str]
     ) -> tuple[str, str] | None:
-        def decode(blob: str | bytes) -> bytes:
-            return base64.b64decode(blob, validate=True)
+        async def given_or_asked(prompt: str) -> bytes | None:
+            """The value sent with the AUTH command, else the answer to a challenge."""
+            if len(args) > 1:
+                return base64.b64decode(args[1], validate=True)
+            answer = await server.challenge_auth(prompt)
+            return answer if isinstance(answer, bytes) else None
 
         try:
             if mechanism == "PLAIN":
-                if len(args) > 1:
-                    raw = decode(args[1])
-                else:
-                    answer = await server.challenge_auth("")
-                    if not isinstance(answer, bytes):
-                        return None
-                    raw = answer
+                raw = await given_or_asked("")
+                if raw is None:
+                    return None
                 parts = raw.split(b"\x00")
                 if len(parts) != 3:
                     await server.push("501 5.5.2 Cannot split the AUTH PLAIN value")
                     return None
                 return parts[1].decode("utf-8"), parts[2].decode("utf-8")
             if mechanism == "LOGIN":
-                if len(args) > 1:
-                    user = decode(args[1])
-                else:
-                    answer = await server.challenge_auth("Username:")
-                    if not isinstance(answer, bytes):
-                        return None
-                    user = answer
+                user = await given_or_asked("Username:")
+                if user is None:
+                    return None
                 secret = await server.challenge_auth("Password:")
                 if not isinstance(secret, bytes):
                     return None

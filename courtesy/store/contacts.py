@@ -110,25 +110,7 @@ class ContactNameKey(Base):
 
 def to_contact(row: ContactRow) -> Contact:
     """The checks' view of a row, overrides applied."""
-    source = ContactSource(row.source)
-    given = row.override_given or row.given
-    family = row.override_family or row.family
-    if row.override_given or row.override_family or row.override_salutation:
-        source = ContactSource.OVERRIDE
-    name = row.name
-    if row.override_given or row.override_family:
-        name = " ".join(p for p in (given, family) if p) or row.name
-    return Contact(
-        emails=tuple(e.email for e in row.emails),
-        name=name,
-        given=given,
-        family=family,
-        nicknames=tuple(row.nicknames or ()),
-        salutation=row.override_salutation or row.salutation,
-        gender=row.gender,
-        source=source,
-        skip_checks=frozenset(row.skip_checks or ()),
-    )
+    return _contact_from_columns(row, [e.email for e in row.emails])
 
 
 def contact_json(contact: Contact) -> dict[str, Any]:
@@ -476,7 +458,7 @@ _CONTACT_COLUMNS = (
 
 
 def _contact_from_columns(row: Any, emails: Sequence[str]) -> Contact:
-    """Like :func:`to_contact`, from plain Core result columns (no ORM objects)."""
+    """A Contact from a row (ORM or Core result columns), the user's overrides applied."""
     source = ContactSource(row.source)
     given = row.override_given or row.given
     family = row.override_family or row.family
