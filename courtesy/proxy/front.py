@@ -181,8 +181,13 @@ class ProxySMTP(SMTP):
             return
         self.envelope.content = content
         self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        try:
+            status = await self._call_handler_hook("DATA")
+        finally:
+            # Also when the hook raised (handle_exception answers 451): the
+            # transaction is over either way, and the next MAIL must not get
+            # "503 nested MAIL" (tests/proxy/test_store_faults.py).
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)
 
     async def _read_data(self) -> bytes | None:
