@@ -280,15 +280,13 @@ def test_no_schedule_when_off_or_nobody_to_send_to(
         proxy.stop()
 
 
-def test_a_bad_schedule_or_zone_stops_the_start_with_a_config_error(
+def test_a_bad_schedule_or_zone_is_a_config_error(
     tmp_path: Path, upstream: RecordingUpstream
 ) -> None:
-    from courtesy.proxy.app import start
-
+    """Caught when the config is read (so also by `courtesy config check`), before any start."""
     for report, match in (
         ({"to": ANNA, "schedule": "every day"}, r"report\.schedule"),
         ({"to": ANNA, "timezone": "Mars/Olympus"}, r"report\.timezone"),
     ):
-        config = proxy_config(tmp_path, upstream, report=report)
         with pytest.raises(ConfigError, match=match):
-            asyncio.run(start(config))
+            proxy_config(tmp_path, upstream, report=report)
