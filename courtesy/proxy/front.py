@@ -149,6 +149,16 @@ class ProxySMTP(SMTP):
     def _create_session(self) -> Session:
         return ProxySession(self.loop)
 
+    # While a message is being uploaded, arriving bytes count as activity: a
+    # long upload from a slow link must not hit client_timeout. Between
+    # commands the timeout still runs per command, as aiosmtpd does it.
+    _receiving_data = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._receiving_data:
+            self._reset_timeout()
+        super().data_received(data)
+
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         match = _SIMPLE_PATH.match(arg)
         if match is not None and match.group(1).isascii():
@@ -174,7 +184,11 @@ class ProxySMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        content = await self._read_data()
+        self._receiving_data = True
+        try:
+            content = await self._read_data()
+        finally:
+            self._receiving_data = False
         if content is None:
             await self.push("552 5.3.4 Error: Too much mail data")
             self._set_post_data_state()  # type: ignore[no-untyped-call]

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from courtesy.checks.message import NotAMessage, parse_message
@@ -198,7 +199,13 @@ class Holder:
             auth_user=transaction.auth_user,
             language=self.language,
         )
-        held_id = await asyncio.to_thread(self._insert, row)
+        try:
+            held_id = await asyncio.to_thread(self._insert, row)
+        except SQLAlchemyError as exc:
+            # Locked, full or gone: the client keeps the message and retries.
+            reason = getattr(exc, "orig", None) or exc
+            log.error("could not store a held message from <%s>: %s", transaction.mail_from, reason)
+            return Reply(451, "4.3.0 The proxy cannot store the message right now; try again later")
         # Committed (SQLite: synchronous=FULL): from here on a crash loses nothing.
         log.info(
             "held #%d from <%s> to %d recipient(s): %s",

@@ -270,3 +270,38 @@ def test_tryout_mode_keeps_mail_in_a_folder(tmp_path: Path):
     assert files[0].read_bytes() == PLAIN
     assert files[0].stat().st_mode & 0o077 == 0
     assert email.message_from_bytes(files[0].read_bytes())["Subject"] == "Termin am Dienstag"
+
+
+def test_a_slow_upload_is_not_cut_by_the_idle_timeout(tmp_path: Path, upstream: RecordingUpstream):
+    """Data arriving counts as activity: only a silent client is disconnected."""
+    import socket
+    import time
+
+    proxy = ProxyInThread(proxy_config(tmp_path, upstream, proxy={"client_timeout": "1s"}))
+    try:
+        with socket.create_connection((proxy.host, proxy.port), timeout=10) as sock:
+            reader = sock.makefile("rb")
+
+            def command(line: bytes) -> bytes:
+                sock.sendall(line + b"\r\n")
+                reply = reader.readline()
+                while reply[3:4] == b"-":
+                    reply = reader.readline()
+                return reply
+
+            reader.readline()
+            assert command(b"EHLO client").startswith(b"250")
+            assert command(b"MAIL FROM:<anna@example.com>").startswith(b"250")
+            assert command(b"RCPT TO:<thomas.meier@example.org>").startswith(b"250")
+            assert command(b"DATA").startswith(b"354")
+            # dot-stuffed as any SMTP client does (RFC 5321 4.5.2)
+            lines = [b"." + x if x.startswith(b".") else x for x in PLAIN.split(b"\r\n")]
+            for start in range(0, len(lines), 3):  # ~0.4 s between pieces, 2.5 s in all
+                chunk = b"\r\n".join(lines[start : start + 3])
+                sock.sendall(chunk + (b"\r\n" if start + 3 < len(lines) else b""))
+                time.sleep(0.4)
+            reply = command(b".")
+            assert reply.startswith(b"250"), reply
+    finally:
+        proxy.stop()
+    assert upstream.received[0].content == PLAIN
