@@ -17,7 +17,6 @@ from courtesy.proxy.front import Inspector, ProxyHandler, start_front
 from courtesy.proxy.hold import Holder, expire_loop
 from courtesy.proxy.recorder import OutgoingLog
 from courtesy.proxy.relay import SmtpUpstream, TryoutUpstream, Upstream
-from courtesy.proxy.schedule import report_schedule
 from courtesy.proxy.secrets import resolve_password
 from courtesy.store.db import Store, open_store
 
@@ -116,7 +115,13 @@ async def start(
 
         inspector = build_inspector(config, store)
     holder = Holder(store, upstream, config)
-    schedule = report_schedule(config, store, upstream)
+    schedule = None
+    if config.report.enabled and config.report_recipient:
+        # Imported only when needed: the report modules are a few MB of a
+        # long-running process's memory.
+        from courtesy.proxy.schedule import report_schedule
+
+        schedule = report_schedule(config, store, upstream)
     service = await asyncio.to_thread(check_service, config.api, store, inspector)
     handler = ProxyHandler(
         upstream,

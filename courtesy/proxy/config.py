@@ -360,6 +360,16 @@ class Config:
     def tryout_folder(self) -> Path:
         return self.tryout.folder or default_data_dir() / "tryout-outbox"
 
+    @property
+    def report_recipient(self) -> str | None:
+        """``report.to``, else the user's own address (the IMAP login, then the upstream one)."""
+        if self.report.to:
+            return self.report.to
+        for section in (self.imap, self.upstream):
+            if section is not None and section.username and "@" in section.username:
+                return section.username
+        return self.addresses[0] if self.addresses else None
+
     def check_settings(self, family: str) -> Any:
         found = self.checks.get(family)
         if found is None:

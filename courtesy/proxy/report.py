@@ -990,12 +990,7 @@ def report_mail(report: Report, recipient: str, *, now: datetime | None = None) 
 
 def report_recipient(config: Config) -> str | None:
     """``report.to``, else the user's own address (the IMAP login, then the upstream one)."""
-    if config.report.to:
-        return config.report.to
-    for section in (config.imap, config.upstream):
-        if section is not None and section.username and "@" in section.username:
-            return section.username
-    return config.addresses[0] if config.addresses else None
+    return config.report_recipient
 
 
 async def deliver_report(config: Config, upstream: Upstream, recipient: str, raw: bytes) -> str:

@@ -76,3 +76,56 @@ def test_bad_urls_give_one_line_errors(tmp_path: Path):
         open_store("not a url")
     with pytest.raises(StoreError, match="cannot"):
         open_store("postgresql+psycopg://nobody@127.0.0.1:1/none")
+
+
+def test_head_revision_constant_matches_the_migrations():
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    from courtesy.store.db import HEAD_REVISION, MIGRATIONS_DIR
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_heads() == [HEAD_REVISION]
+
+
+def _schema(engine) -> dict[str, object]:
+    found: dict[str, object] = {}
+    inspector = inspect(engine)
+    for table in sorted(inspector.get_table_names()):
+        columns = sorted(
+            (c["name"], str(c["type"]).split("(")[0], c["nullable"])
+            for c in inspector.get_columns(table)
+        )
+        indexes = sorted(
+            (tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)
+        )
+        found[table] = (columns, indexes)
+    return found
+
+
+def test_new_database_from_models_equals_the_migrated_one(store_url: str, tmp_path: Path):
+    """open_store builds an empty database from the models; Alembic's migrations must agree."""
+    from sqlalchemy import create_engine
+
+    from courtesy.store.db import alembic_upgrade
+
+    fresh = open_store(store_url)
+    from_models = _schema(fresh.engine)
+    fresh.close()
+    if store_url.startswith("sqlite"):
+        other_url = f"sqlite:///{tmp_path / 'migrated.db'}"
+    else:
+        base, _, _ = store_url.rpartition("/")
+        import psycopg
+
+        plain = base.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(f"{plain}/postgres", autocommit=True) as conn:
+            conn.execute('CREATE DATABASE "migrated_compare"')
+        other_url = f"{base}/migrated_compare"
+    engine = create_engine(other_url)
+    try:
+        alembic_upgrade(engine)
+        assert _schema(engine) == from_models
+    finally:
+        engine.dispose()
