@@ -21,6 +21,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses
+from functools import lru_cache
 
 from courtesy.checks.model import Address, OutgoingMessage
 from courtesy.checks.newtext import extract, html_to_text
@@ -122,8 +123,20 @@ def _addresses(values: Sequence[str]) -> tuple[Address, ...]:
             value = value[: value.rfind(",", 0, budget) + 1 or budget]
         raw.append(_unsurrogate(value))
         budget -= len(value)
+    if sum(len(value) for value in raw) <= 2048:
+        return _cached_address_list(tuple(raw))
+    return _parse_address_list(tuple(raw))
+
+
+@lru_cache(maxsize=4096)
+def _cached_address_list(raw: tuple[str, ...]) -> tuple[Address, ...]:
+    """Short address headers are cached: the same correspondents recur in every mail."""
+    return _parse_address_list(raw)
+
+
+def _parse_address_list(raw: tuple[str, ...]) -> tuple[Address, ...]:
     try:
-        pairs = getaddresses(raw)
+        pairs = getaddresses(list(raw))
     except Exception:
         return ()
     result: list[Address] = []
