@@ -162,6 +162,9 @@ class Mailbox:
             ) from None
         except (OSError, imaplib.IMAP4.error) as exc:
             raise ImapConnectionError(f"imap: cannot connect to {where}: {_why(exc)}") from None
+        # INTERNALDATE as sent (with its offset), not "normalised" to a naive local time
+        # with today's DST offset: exact for every date, and cheaper per message.
+        client.normalise_times = False
         self._client = client
         try:
             self._login(client)
@@ -302,7 +305,7 @@ class Mailbox:
             if header is None:  # some servers echo the item name differently
                 header = next((v for k, v in data.items() if k.startswith(b"BODY[")), b"")
             when = data.get(b"INTERNALDATE")
-            if isinstance(when, datetime) and when.tzinfo is None:
+            if isinstance(when, datetime) and when.tzinfo is not UTC:
                 when = when.astimezone(UTC)
             yield FetchedHeaders(
                 uid=int(uid),

@@ -94,6 +94,8 @@ _DAEMON = re.compile(r"^(?:mailer[-_.]?daemon|postmaster)(?:[-_.+].*)?$")
 
 _FOLD = re.compile(r"\r?\n[ \t]+")
 _JOINED = {"to": ", ", "cc": ", ", "references": " "}
+# Field names as written ("Message-ID") -> as looked up ("message-id").
+_FIELD_NAMES: dict[str, str] = {}
 
 
 def parse_header_block(raw: bytes) -> dict[str, str]:
@@ -107,12 +109,19 @@ def parse_header_block(raw: bytes) -> dict[str, str]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
+    if "\n " in text or "\n\t" in text:
+        text = _FOLD.sub(" ", text)
     fields: dict[str, str] = {}
-    for line in _FOLD.sub(" ", text).splitlines():
-        name, colon, value = line.partition(":")
-        if not colon or not name or name[0] in " \t":
+    names = _FIELD_NAMES
+    for line in text.splitlines():
+        raw_name, colon, value = line.partition(":")
+        if not colon or not raw_name or raw_name[0] in " \t":
             continue
-        name = name.strip().lower()
+        name = names.get(raw_name)
+        if name is None:
+            name = raw_name.strip().lower()
+            if len(names) < 1024:
+                names[raw_name] = name
         value = value.strip()
         if name not in fields:
             fields[name] = value
@@ -143,10 +152,26 @@ _SIMPLE_ADDRESS = re.compile(
 _COMPLEX_ADDRESS = re.compile(r'["(\\;:]')
 
 
+# Parsed address headers by their text: the same correspondents recur, a sync reads
+# the same From, To and Cc values thousands of times. Bounded: cleared when full.
+_ADDRESS_MEMORY = 4096
+_address_cache: dict[str, list[tuple[str, str]]] = {}
+
+
 def _addresses(value: str | None) -> list[tuple[str, str]]:
-    """(display name, lower-case address) pairs of an address header."""
+    """(display name, lower-case address) pairs of an address header (do not modify it)."""
     if not value:
         return []
+    found = _address_cache.get(value)
+    if found is None:
+        found = _parse_addresses(value)
+        if len(_address_cache) >= _ADDRESS_MEMORY:
+            _address_cache.clear()
+        _address_cache[value] = found
+    return found
+
+
+def _parse_addresses(value: str) -> list[tuple[str, str]]:
     if _COMPLEX_ADDRESS.search(value) is None:
         fast: list[tuple[str, str]] = []
         for part in value.split(","):
@@ -192,6 +217,8 @@ _RFC5322_DATE = re.compile(
     r"\s*(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+"
     r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s+([+-])(\d{2})(\d{2})(?:\s.*)?$"
 )
+# Time zones by "+0100": a sync sees a handful of offsets tens of thousands of times.
+_ZONES: dict[str, timezone] = {}
 
 
 def _date(value: str | None) -> datetime | None:
@@ -200,7 +227,12 @@ def _date(value: str | None) -> datetime | None:
     match = _RFC5322_DATE.match(value)
     if match is not None and match.group(2).lower() in _MONTHS:
         day, month, year, hour, minute, second, sign, oh, om = match.groups()
-        offset = timedelta(hours=int(oh), minutes=int(om))
+        zone = _ZONES.get(sign + oh + om)
+        if zone is None:
+            offset = timedelta(hours=int(oh), minutes=int(om))
+            zone = timezone(-offset if sign == "-" else offset)
+            if len(_ZONES) < 256:
+                _ZONES[sign + oh + om] = zone
         try:
             local = datetime(
                 int(year),
@@ -209,7 +241,7 @@ def _date(value: str | None) -> datetime | None:
                 int(hour),
                 int(minute),
                 int(second or 0),
-                tzinfo=timezone(-offset if sign == "-" else offset),
+                tzinfo=zone,
             )
         except ValueError:
             return None
@@ -279,9 +311,9 @@ def read_message(fetched: FetchedHeaders, own: frozenset[str], *, in_sent: bool 
     cc_addresses = [a for _, a in cc]
     role = ""
     if own:
-        if any(a in own for a in to_addresses):
+        if not own.isdisjoint(to_addresses):
             role = "to"
-        elif any(a in own for a in cc_addresses):
+        elif not own.isdisjoint(cc_addresses):
             role = "cc"
     message_id = _message_id(fields.get("message-id"))
     subject = decode_words(fields["subject"]) if "subject" in fields else None
@@ -440,11 +472,20 @@ class Poller:
             new_uids = mailbox.uids_after(old_last)
         if new_uids:
             self._fetch_new(mailbox, name, role, folder_id, new_uids, result)
-        # Expunged messages: the count tells whether any are missing.
+        # Expunged messages: the count tells whether any are missing. Flags of stored
+        # locations are only needed when some were stored before this pass.
+        local: dict[int, tuple[bool, bool]] = {}
         with self.store.session() as session:
             folder = self._folder(session, folder_id)
-            local = location_flags(session, folder)
-        if len(local) != status.exists:
+            if old_last or stored:
+                local = location_flags(session, folder)
+                local_count = len(local)
+            else:
+                local_count = location_count(session, folder)
+        if local_count != status.exists:
+            if not local:
+                with self.store.session() as session:
+                    local = location_flags(session, self._folder(session, folder_id))
             server_uids = mailbox.all_uids()
             gone = set(local) - server_uids
             if gone:

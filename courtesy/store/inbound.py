@@ -203,9 +203,35 @@ _REFS = cast(Table, ReplyRef.__table__)
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
+    """What SQLAlchemy's SQLite DATETIME stores: "YYYY-MM-DD HH:MM:SS.ffffff", in UTC."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # isoformat is C code and pads the year to four digits, as SQLAlchemy does.
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+# JSON lists of plain strings (lower-case addresses): written without the encoder.
+_PLAIN_JSON = re.compile(r"[ -~]*").fullmatch
+_JSON_SEP = '", "'
+
+
+def _sqlite_json(value: Any) -> str | None:
+    if value is None:
+        return None
+    if type(value) is list and all(type(v) is str for v in value):
+        joined = _JSON_SEP.join(value)
+        if _PLAIN_JSON(joined) is not None and '"' not in joined and "\\" not in joined:
+            return f'["{joined}"]' if value else "[]"
+    return json.dumps(value)
+
+
+def _sqlite_bool(value: Any) -> Any:
+    # sqlite3 binds True/False as 1/0 itself; anything else is made 0/1 here.
+    if value is None or type(value) is bool:
+        return value
+    return int(value)
 
 
 def _sqlite_converter(column: Any) -> Callable[[Any], Any] | None:
@@ -213,9 +239,9 @@ def _sqlite_converter(column: Any) -> Callable[[Any], Any] | None:
     if isinstance(kind, UTCDateTime):
         return _sqlite_time
     if isinstance(kind, JSON):
-        return lambda v: None if v is None else json.dumps(v)
+        return _sqlite_json
     if isinstance(kind, Boolean):
-        return lambda v: None if v is None else int(v)
+        return _sqlite_bool
     return None
 
 
@@ -239,16 +265,16 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(k) for k in keys)}) "
         f"VALUES ({', '.join('?' * len(keys))})"
     )
-    converted = [(k, f) for k in keys if (f := _sqlite_converter(table.c[k])) is not None]
-    getter = operator.itemgetter(*keys)
-    params = []
-    for row in rows:
-        if converted:
-            row = dict(row)
-            for key, convert in converted:
-                row[key] = convert(row[key])
-        values = getter(row)
-        params.append(values if len(keys) > 1 else (values,))
+    converters = [_sqlite_converter(table.c[k]) for k in keys]
+    if all(c is None for c in converters):
+        getter = operator.itemgetter(*keys)
+        if len(keys) == 1:
+            params: list[tuple[Any, ...]] = [(getter(row),) for row in rows]
+        else:
+            params = [getter(row) for row in rows]
+    else:
+        plan = [(k, c) for k, c in zip(keys, converters, strict=True)]
+        params = [tuple([row[k] if c is None else c(row[k]) for k, c in plan]) for row in rows]
     connection.exec_driver_sql(sql, params)
 
 
