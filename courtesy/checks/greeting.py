@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from types import MappingProxyType
 from typing import Literal
 
@@ -597,13 +597,24 @@ def _lines(text: str) -> Iterable[tuple[int, str]]:
             return
 
 
+_NAME_SPLIT_RE = re.compile(r"[\s,.;:<>\"'()@_+-]+")
+
+
 def _name_words(names: Iterable[str]) -> frozenset[str]:
     words: set[str] = set()
     for name in names:
-        for part in re.split(r"[\s,.;:<>\"'()@_+-]+", name.casefold()):
-            if len(part) > 1:
-                words.add(part)
+        words.update(_cached_name_words(name) if len(name) <= 200 else _words_of_name(name))
     return frozenset(words)
+
+
+def _words_of_name(name: str) -> tuple[str, ...]:
+    return tuple(part for part in _NAME_SPLIT_RE.split(name.casefold()) if len(part) > 1)
+
+
+@lru_cache(maxsize=4096)
+def _cached_name_words(name: str) -> tuple[str, ...]:
+    """Short names are cached: the same correspondents recur in every mail."""
+    return _words_of_name(name)
 
 
 def find_salutation(new_text: str, known_names: Iterable[str] = ()) -> Salutation | None:

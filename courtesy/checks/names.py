@@ -527,6 +527,18 @@ def parse_person_name(display: str) -> PersonName:
 
 def is_group_address(email: str) -> bool:
     """A mailing list or role address: its readers' names are unknown."""
+    if len(email) <= 320:  # the longest valid address
+        return _cached_group_address(email)
+    return _is_group_address(email)
+
+
+@lru_cache(maxsize=4096)
+def _cached_group_address(email: str) -> bool:
+    """Cached: the same correspondents recur in every mail."""
+    return _is_group_address(email)
+
+
+def _is_group_address(email: str) -> bool:
     local, _, domain = email.lower().partition("@")
     if domain.startswith(("lists.", "list.", "groups.")) or domain == "googlegroups.com":
         return True
@@ -1022,11 +1034,17 @@ def check_written_names(
     settings: NameSettings,
     written: Sequence[WrittenName],
     evidence: str,
+    recipients: _Recipients | None = None,
 ) -> list[Finding]:
-    """Findings for the names of one salutation (usable without a parsed greeting)."""
+    """Findings for the names of one salutation (usable without a parsed greeting).
+
+    ``recipients`` is what ``_recipients(ctx, settings)`` returned, when the
+    caller has it already (the address book need not be read twice).
+    """
     if not written:
         return []
-    recipients = _recipients(ctx, settings)
+    if recipients is None:
+        recipients = _recipients(ctx, settings)
     if not recipients.known and not recipients.quoted:
         return []  # nothing known about anyone's name: no guessing
     findings: list[Finding] = []
@@ -1279,7 +1297,7 @@ def check_names(ctx: CheckContext, settings: NameSettings) -> list[Finding]:
     if salutation is None or salutation.group or not salutation.names:
         return []
     written = parse_written(salutation.names)
-    return check_written_names(ctx, settings, written, salutation.line)
+    return check_written_names(ctx, settings, written, salutation.line, recipients)
 
 
 _LEADING = re.compile(r"[^\W\d_][\w'-]*", re.UNICODE)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from html.parser import HTMLParser
 
 from mailparser_reply.constants import MAIL_LANGUAGES
@@ -224,6 +225,16 @@ def match_closing(line: str) -> str | None:
     stripped = line.strip().lstrip("-–—*_ ").rstrip()
     if not stripped or len(stripped) > 80:
         return None
+    return _match_closing(stripped)
+
+
+@lru_cache(maxsize=4096)
+def _match_closing(stripped: str) -> str | None:
+    """match_closing on a stripped line of at most 80 characters.
+
+    Cached: the lines it reads end a message (closing, name, title, phone), and a
+    writer's signature block recurs in every mail.
+    """
     m = _CLOSING_RE.match(stripped)
     if m is None:
         return None
@@ -504,6 +515,10 @@ def _plain_prose(line: str, nxt: str) -> bool:
 
 
 _SEPARATOR_STARTS = frozenset("-_=*~ \t")
+# First characters after which split_plain must look closer: a quote mark, a
+# separator character or a blank (any other line takes the _plain_prose test inline).
+_CLOSER_STARTS = _SEPARATOR_STARTS | {">"}
+_ELLIPSES = ("...", "…")
 
 
 def split_plain(text: str) -> NewText:
@@ -517,6 +532,17 @@ def split_plain(text: str) -> NewText:
     while i < n:
         line = lines[i]
         head = line[:1]
+        if (
+            head not in _CLOSER_STARTS
+            and ":" not in line
+            and "@" not in line
+            and (i + 1 >= n or ":" not in lines[i + 1])
+            and not line.rstrip().endswith(_ELLIPSES)
+        ):
+            # Blank, or prose for _plain_prose below: the author's own line.
+            own.append(line)
+            i += 1
+            continue
         if head == ">" or (head in " \t" and head and _QUOTED_RE.match(line)):
             quoted.append(line.lstrip()[1:].lstrip(" >"))
             i += 1
@@ -562,10 +588,29 @@ def split_plain(text: str) -> NewText:
 _NAME_LINE_RE = re.compile(r"[\w.'’ -]{1,40}")
 
 
+# How the _SENT_FROM_RE phrases begin (the same case folding applies).
+_SENT_FROM_HEAD_RE = re.compile(r"sen|get|ges|von|ver|env|inv", re.IGNORECASE)
+
+
+@lru_cache(maxsize=4096)
+def _may_cut(head: str) -> bool:
+    """Whether a line starting with ``head`` (3 characters) can be a "-- " or "Sent from" line.
+
+    Any other line (most text, an empty line) fails every test in the first loop
+    of _split_signature, which can then pass it over.
+    """
+    if not head:
+        return False
+    first = head[0]
+    return first.isspace() or first in "-—_" or _SENT_FROM_HEAD_RE.match(head) is not None
+
+
 def _split_signature(lines: list[str]) -> tuple[list[str], list[str], str]:
     """Cut the signature off the author's lines: "-- ", "Sent from …", closing + name."""
     first_text = next((k for k, line in enumerate(lines) if line.strip()), len(lines))
     for k, line in enumerate(lines):
+        if not _may_cut(line[:3]):
+            continue
         stripped = line.strip()
         if k > first_text and stripped in ("--", "-- ", "—", "__"):
             return lines[:k], lines[k + 1 :], ""
@@ -573,13 +618,16 @@ def _split_signature(lines: list[str]) -> tuple[list[str], list[str], str]:
             return lines[:k], lines[k + 1 :], ""
         if k > first_text and _SENT_FROM_RE.match(line[:_MAX_LINE]):
             return lines[:k], lines[k:], ""
-    # A closing formula followed only by a short block (name, title, phone ...).
-    nonblank = [k for k, line in enumerate(lines) if line.strip()]
-    for position, k in enumerate(nonblank):
+    # A closing formula followed only by a short block (name, title, phone ...):
+    # one of the last nine non-blank lines.
+    last: list[int] = []
+    for k in range(len(lines) - 1, -1, -1):
+        if lines[k].strip():
+            last.append(k)
+            if len(last) > 8:
+                break
+    for k in reversed(last):
         if k == first_text:
-            continue
-        remaining = len(nonblank) - position - 1
-        if remaining > 8:
             continue
         closing = match_closing(lines[k])
         if closing is None:
