@@ -328,7 +328,23 @@ _TERMINATORS = frozenset(",:;!?.-–—")
 
 
 def _tokens(line: str, limit: int = 40) -> list[_Token]:
-    """The first ``limit`` tokens: a salutation is short, the rest of the line is not read."""
+    """The first ``limit`` tokens: a salutation is short, the rest of the line is not read.
+
+    Cached for lines up to _MAX_LINE (what the callers pass): the greeting and the
+    names check read the same opening lines, and salutations recur. Tokens are
+    never changed after they are made; each caller gets its own list.
+    """
+    if len(line) <= _MAX_LINE:
+        return list(_cached_tokens(line, limit))
+    return _scan_tokens(line, limit)
+
+
+@lru_cache(maxsize=1024)
+def _cached_tokens(line: str, limit: int) -> tuple[_Token, ...]:
+    return tuple(_scan_tokens(line, limit))
+
+
+def _scan_tokens(line: str, limit: int) -> list[_Token]:
     out: list[_Token] = []
     for m in _TOKEN_RE.finditer(line):
         out.append(_Token(m.group(), m.start()))
