@@ -245,6 +245,21 @@ def _sqlite_converter(column: Any) -> Callable[[Any], Any] | None:
     return None
 
 
+def _sqlite_insert(
+    session: Session, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """executemany of rows already in the form SQLite stores (see _sqlite_converter)."""
+    if not rows:
+        return
+    connection = session.connection()
+    quote = connection.dialect.identifier_preparer.quote
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(k) for k in columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))})"
+    )
+    connection.exec_driver_sql(sql, list(rows))
+
+
 def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert many rows with the same keys in one executemany.
 
@@ -415,7 +430,17 @@ def store_batch(
     if fresh:
         # Plain executemany and one lookup for the ids: RETURNING with many rows
         # is row-at-a-time on SQLite and many times slower.
-        bulk_insert(session, _MESSAGES, [_message_values(account, m, now) for m in fresh.values()])
+        if session.connection().dialect.name == "sqlite":
+            _sqlite_insert(
+                session,
+                _MESSAGES,
+                _MESSAGE_COLUMNS,
+                [_sqlite_message_row(account, m, _sqlite_time(now)) for m in fresh.values()],
+            )
+        else:
+            bulk_insert(
+                session, _MESSAGES, [_message_values(account, m, now) for m in fresh.values()]
+            )
         new_keys = list(fresh)
         for start in range(0, len(new_keys), _CHUNK):
             known.update(
@@ -451,20 +476,29 @@ def store_batch(
                 .values(gone_at=None)
             )
         result.linked = len(relinked)
-    bulk_insert(
-        session,
-        _LOCATIONS,
-        [
-            {
-                "folder_id": folder.id,
-                "uid": m.uid,
-                "message_pk": known[m.key],
-                "seen": m.seen,
-                "answered": m.answered,
-            }
-            for m in messages
-        ],
-    )
+    if session.connection().dialect.name == "sqlite":
+        folder_id = folder.id
+        _sqlite_insert(
+            session,
+            _LOCATIONS,
+            _LOCATION_COLUMNS,
+            [(folder_id, m.uid, known[m.key], m.seen, m.answered) for m in messages],
+        )
+    else:
+        bulk_insert(
+            session,
+            _LOCATIONS,
+            [
+                {
+                    "folder_id": folder.id,
+                    "uid": m.uid,
+                    "message_pk": known[m.key],
+                    "seen": m.seen,
+                    "answered": m.answered,
+                }
+                for m in messages
+            ],
+        )
     if timed:
         # Flags already set on mail that arrived since the last sync: set just now.
         flagged = [known[m.key] for m in fresh.values() if m.seen or m.answered]
@@ -484,6 +518,57 @@ def store_batch(
             )
     folder.last_uid = max(folder.last_uid, *(m.uid for m in messages))
     return result
+
+
+_MESSAGE_COLUMNS = (
+    "account",
+    "key",
+    "message_id",
+    "from_address",
+    "from_name",
+    "to_addresses",
+    "cc_addresses",
+    "user_role",
+    "subject",
+    "date",
+    "received_at",
+    "in_reply_to",
+    "references",
+    "thread_id",
+    "own",
+    "excluded",
+    "exclude_reason",
+    "seen",
+    "flag_answered",
+    "first_synced_at",
+)
+_LOCATION_COLUMNS = ("folder_id", "uid", "message_pk", "seen", "answered")
+
+
+def _sqlite_message_row(account: str, m: SeenMessage, now: str | None) -> tuple[Any, ...]:
+    """_message_values as SQLite takes them, in _MESSAGE_COLUMNS order (bools bind as 1/0)."""
+    return (
+        account,
+        m.key,
+        m.message_id,
+        m.from_address,
+        m.from_name,
+        _sqlite_json(m.to_addresses),
+        _sqlite_json(m.cc_addresses),
+        m.user_role,
+        m.subject,
+        _sqlite_time(m.date),
+        _sqlite_time(m.received_at),
+        m.in_reply_to,
+        " ".join(m.references) or None,
+        m.thread_id,
+        bool(m.own),
+        m.exclude_reason is not None,
+        m.exclude_reason,
+        bool(m.seen),
+        bool(m.answered),
+        now,
+    )
 
 
 def _message_values(account: str, m: SeenMessage, now: datetime) -> dict[str, object]:
