@@ -40,6 +40,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     delete,
     func,
     insert,
@@ -213,17 +214,23 @@ def _sqlite_time(value: datetime | None) -> str | None:
 
 
 # JSON lists of plain strings (lower-case addresses): written without the encoder.
-_PLAIN_JSON = re.compile(r"[ -~]*").fullmatch
+# Printable ASCII but for the quote and the backslash: what json.dumps writes unchanged.
+_PLAIN_JSON = re.compile(r"[ !#-\[\]-~]*").fullmatch
 _JSON_SEP = '", "'
 
 
 def _sqlite_json(value: Any) -> str | None:
     if value is None:
         return None
-    if type(value) is list and all(type(v) is str for v in value):
-        joined = _JSON_SEP.join(value)
-        if _PLAIN_JSON(joined) is not None and '"' not in joined and "\\" not in joined:
-            return f'["{joined}"]' if value else "[]"
+    if type(value) is list:
+        if not value:
+            return "[]"
+        try:
+            joined = _JSON_SEP.join(value)
+        except TypeError:  # not all strings
+            return json.dumps(value)
+        if _PLAIN_JSON(joined) is not None:
+            return f'["{joined}"]'
     return json.dumps(value)
 
 
@@ -394,6 +401,25 @@ def location_flags(session: Session, folder: ImapFolder) -> dict[int, tuple[bool
 # --- writing what the poller saw ---------------------------------------------------
 
 
+# Ids of messages by key; the key list is bound as one expanding parameter, so the
+# statement is built and compiled once, not once per key per batch.
+_IDS_BY_KEY = select(InboundMessage.key, InboundMessage.id).where(
+    InboundMessage.account == bindparam("account"),
+    InboundMessage.key.in_(bindparam("keys", expanding=True)),
+)
+
+
+def _ids_by_key(session: Session, account: str, keys: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = list(keys[start : start + _CHUNK])
+        found.update(
+            (key, pk)
+            for key, pk in session.execute(_IDS_BY_KEY, {"account": account, "keys": chunk})
+        )
+    return found
+
+
 def store_batch(
     session: Session,
     folder: ImapFolder,
@@ -411,17 +437,7 @@ def store_batch(
         return result
     account = folder.account
     keys = list(dict.fromkeys(m.key for m in messages))
-    known: dict[str, int] = {}
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        known.update(
-            (key, pk)
-            for key, pk in session.execute(
-                select(InboundMessage.key, InboundMessage.id).where(
-                    InboundMessage.account == account, InboundMessage.key.in_(chunk)
-                )
-            )
-        )
+    known = _ids_by_key(session, account, keys)
     fresh: dict[str, SeenMessage] = {}
     for message in messages:
         if message.key not in known and message.key not in fresh:
@@ -431,27 +447,19 @@ def store_batch(
         # Plain executemany and one lookup for the ids: RETURNING with many rows
         # is row-at-a-time on SQLite and many times slower.
         if session.connection().dialect.name == "sqlite":
+            now_text = _sqlite_time(now)
             _sqlite_insert(
                 session,
                 _MESSAGES,
                 _MESSAGE_COLUMNS,
-                [_sqlite_message_row(account, m, _sqlite_time(now)) for m in fresh.values()],
+                [_sqlite_message_row(account, m, now_text) for m in fresh.values()],
             )
         else:
             bulk_insert(
                 session, _MESSAGES, [_message_values(account, m, now) for m in fresh.values()]
             )
         new_keys = list(fresh)
-        for start in range(0, len(new_keys), _CHUNK):
-            known.update(
-                (key, pk)
-                for key, pk in session.execute(
-                    select(InboundMessage.key, InboundMessage.id).where(
-                        InboundMessage.account == account,
-                        InboundMessage.key.in_(new_keys[start : start + _CHUNK]),
-                    )
-                )
-            )
+        known.update(_ids_by_key(session, account, new_keys))
         result.created = len(fresh)
         result.created_pks = [known[k] for k in new_keys]
         refs: list[dict[str, object]] = []
