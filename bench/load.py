@@ -31,7 +31,6 @@ import queue
 import re
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from tests.servers import free_port, wait_port  # noqa: E402
 
 UPSTREAM = textwrap.dedent(
     """
@@ -73,23 +74,6 @@ UPSTREAM = textwrap.dedent(
     asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port}")
 
 
 def message(index: int) -> bytes:

@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import signal
 import smtplib
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench/ may use the test servers' helpers
+
+from tests.servers import free_port, wait_port  # noqa: E402
+
 SINK = textwrap.dedent(
     """
     import asyncio, signal, sys
@@ -49,23 +52,6 @@ SINK = textwrap.dedent(
     asyncio.run(main(int(sys.argv[1])))
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"port {port} did not open")
 
 
 def make_message(i: int) -> bytes:
@@ -165,8 +151,8 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
         )
         try:
-            wait_port(sink_port)
-            wait_port(proxy_port)
+            wait_port(sink_port, timeout=30)
+            wait_port(proxy_port, timeout=30)
             push(sink_port, 200, args.clients)  # warm up both paths
             push(proxy_port, 200, args.clients)
             direct, proxied, ratios = [], [], []
