@@ -25,13 +25,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from email.header import decode_header, make_header
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from courtesy.proxy.config import Config, ImapSettings
+from courtesy.proxy.headers import (
+    addresses,
+    decode_words,
+    first_message_id,
+    parse_header_block,
+)
 from courtesy.proxy.imap import (
     FetchedHeaders,
     FolderStatus,
@@ -90,120 +95,6 @@ _DAEMON = re.compile(r"^(?:mailer[-_.]?daemon|postmaster)(?:[-_.+].*)?$")
 
 
 # --- reading one message's header fields --------------------------------------------------
-
-
-_FOLD = re.compile(r"\r?\n[ \t]+")
-_JOINED = {"to": ", ", "cc": ", ", "references": " "}
-# Field names as written ("Message-ID") -> as looked up ("message-id").
-_FIELD_NAMES: dict[str, str] = {}
-
-
-def parse_header_block(raw: bytes) -> dict[str, str]:
-    """The header fields of a HEADER.FIELDS fetch, unfolded, by lower-case name.
-
-    Deliberately small and fast (a first sync reads tens of thousands): To,
-    Cc and References occurring more than once are joined, others keep
-    their first value. 8-bit headers are read as UTF-8, else Latin-1.
-    """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    if "\n " in text or "\n\t" in text:
-        text = _FOLD.sub(" ", text)
-    fields: dict[str, str] = {}
-    names = _FIELD_NAMES
-    for line in text.splitlines():
-        raw_name, colon, value = line.partition(":")
-        if not colon or not raw_name or raw_name[0] in " \t":
-            continue
-        name = names.get(raw_name)
-        if name is None:
-            name = raw_name.strip().lower()
-            if len(names) < 1024:
-                names[raw_name] = name
-        value = value.strip()
-        if name not in fields:
-            fields[name] = value
-        elif name in _JOINED:
-            fields[name] += _JOINED[name] + value
-    return fields
-
-
-def decode_words(value: str) -> str:
-    """Decode RFC 2047 encoded words ("=?utf-8?q?M=C3=BCller?=") where there are any."""
-    if "=?" not in value:
-        return value
-    try:
-        return str(make_header(decode_header(value)))
-    except (ValueError, LookupError, UnicodeError):
-        return value
-
-
-# "Name <a@b>" or "a@b": the shape of nearly every address; others go to getaddresses.
-_SIMPLE_ADDRESS = re.compile(
-    r"\s*(?:"
-    r"([^\"\\,;:<>()@]*?)\s*<\s*([^<>\s@\",;]+@[^<>\s\",;]+)\s*>"  # Name <a@b>
-    r"|([^<>\s@\",;()]+@[^<>\s\",;()]+)"  # a@b
-    r")\s*$"
-)
-
-
-_COMPLEX_ADDRESS = re.compile(r'["(\\;:]')
-
-
-# Parsed address headers by their text: the same correspondents recur, a sync reads
-# the same From, To and Cc values thousands of times. Bounded: cleared when full.
-_ADDRESS_MEMORY = 4096
-_address_cache: dict[str, list[tuple[str, str]]] = {}
-
-
-def _addresses(value: str | None) -> list[tuple[str, str]]:
-    """(display name, lower-case address) pairs of an address header (do not modify it)."""
-    if not value:
-        return []
-    found = _address_cache.get(value)
-    if found is None:
-        found = _parse_addresses(value)
-        if len(_address_cache) >= _ADDRESS_MEMORY:
-            _address_cache.clear()
-        _address_cache[value] = found
-    return found
-
-
-def _parse_addresses(value: str) -> list[tuple[str, str]]:
-    if _COMPLEX_ADDRESS.search(value) is None:
-        fast: list[tuple[str, str]] = []
-        for part in value.split(","):
-            if not part.strip():
-                continue
-            match = _SIMPLE_ADDRESS.match(part)
-            if match is None:
-                break
-            if match.group(2):
-                fast.append((decode_words(match.group(1)), match.group(2).lower()))
-            else:
-                fast.append(("", match.group(3).lower()))
-        else:
-            return fast
-    found = []
-    for name, address in getaddresses([value]):
-        address = address.strip().lower()
-        if "@" in address:
-            found.append((decode_words(name).strip(), address))
-    return found
-
-
-def _message_id(value: str | None) -> str | None:
-    if not value:
-        return None
-    ids = split_ids(value)
-    if not ids:
-        return None
-    first = ids[0]
-    if not first.startswith("<"):
-        first = f"<{first.strip('<>')}>"
-    return first[:998]
 
 
 _MONTHS = {
@@ -303,10 +194,10 @@ class Reading:
 def read_message(fetched: FetchedHeaders, own: frozenset[str], *, in_sent: bool = False) -> Reading:
     """Turn fetched header fields and flags into what the store keeps."""
     fields = parse_header_block(fetched.header)
-    senders = _addresses(fields.get("from")) or _addresses(fields.get("sender"))
+    senders = addresses(fields.get("from")) or addresses(fields.get("sender"))
     from_name, from_address = senders[0] if senders else ("", "")
-    to = _addresses(fields.get("to"))
-    cc = _addresses(fields.get("cc"))
+    to = addresses(fields.get("to"))
+    cc = addresses(fields.get("cc"))
     to_addresses = [a for _, a in to]
     cc_addresses = [a for _, a in cc]
     role = ""
@@ -315,7 +206,7 @@ def read_message(fetched: FetchedHeaders, own: frozenset[str], *, in_sent: bool 
             role = "to"
         elif not own.isdisjoint(cc_addresses):
             role = "cc"
-    message_id = _message_id(fields.get("message-id"))
+    message_id = first_message_id(fields.get("message-id"))
     subject = decode_words(fields["subject"]) if "subject" in fields else None
     date = _date(fields.get("date"))
     received = fetched.internaldate or date or utcnow()

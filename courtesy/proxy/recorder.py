@@ -9,102 +9,51 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 import time
-from email.header import decode_header, make_header
 from typing import Any
 
 from sqlalchemy import insert
 
 from courtesy.proxy.front import Transaction, Verdict
+from courtesy.proxy.headers import (
+    addresses,
+    decode_words,
+    first_message_id,
+    header_block,
+    parse_header_block,
+)
 from courtesy.proxy.relay import Reply
 from courtesy.store.base import utcnow
 from courtesy.store.contacts import harvest_display_names
 from courtesy.store.db import Store
+from courtesy.store.inbound import split_ids
 from courtesy.store.outgoing import OutgoingMessage
 
 log = logging.getLogger(__name__)
-
-_WANTED = frozenset({"message-id", "in-reply-to", "references", "subject", "to", "cc"})
-
-
-def _header_fields(content: bytes) -> dict[str, str]:
-    """The few header fields the log needs, unfolded; first occurrence wins."""
-    end = content.find(b"\r\n\r\n")
-    head = (content if end < 0 else content[:end]).decode("utf-8", "replace")
-    fields: dict[str, str] = {}
-    name: str | None = None
-    for line in head.split("\r\n"):
-        if line[:1] in (" ", "\t"):
-            if name is not None:
-                fields[name] += " " + line.strip()
-            continue
-        key, colon, value = line.partition(":")
-        key = key.strip().lower()
-        if colon and key in _WANTED and key not in fields:
-            name = key
-            fields[key] = value.strip()
-        else:
-            name = None
-    return fields
-
-
-# An address in angle brackets, or a bare one; quoted display names are skipped.
-_ADDRESS = re.compile(r'"(?:[^"\\]|\\.)*"|<([^<>\s]+@[^<>\s]+)>|([^\s<>,;:"()]+@[^\s<>,;:"()]+)')
-
-
-def _addresses(value: str) -> list[str]:
-    """Lower-cased addresses of an address-list header (for the log, not for sending)."""
-    if "@" not in value:
-        return []
-    found = []
-    for match in _ADDRESS.finditer(value):
-        address = match.group(1) or match.group(2)
-        if address:
-            found.append(address.lower())
-    return found
 
 
 def header_facts(content: bytes) -> dict[str, Any]:
     """Message-ID, threading and recipient headers, read from the header block only.
 
-    A hand-rolled scan rather than the email package: it runs for every
-    relayed message and only needs six fields (see bench/relay.py).
+    The same fast scan the IMAP poller uses, so Message-IDs in the outgoing
+    log and in the inbound store are written alike and match.
     """
     try:
-        fields = _header_fields(content)
-        to = _addresses(fields.get("to", ""))
-        cc = _addresses(fields.get("cc", ""))
+        fields = parse_header_block(header_block(content))
+        references = split_ids(fields.get("references"))
+        subject = fields.get("subject")
         return {
-            "message_id": _clean_id(fields.get("message-id")),
-            "in_reply_to": _clean_id(fields.get("in-reply-to")),
-            "references": " ".join(fields.get("references", "").split()) or None,
-            "subject": _decoded(fields.get("subject")),
-            "to": to,
-            "cc": cc,
+            "message_id": first_message_id(fields.get("message-id")),
+            "in_reply_to": first_message_id(fields.get("in-reply-to")),
+            "references": " ".join(references) or None,
+            "subject": decode_words(subject) if subject else None,
+            "to": [address for _, address in addresses(fields.get("to"))],
+            "cc": [address for _, address in addresses(fields.get("cc"))],
         }
     except Exception:  # a broken header must not cost the log row
         log.debug("could not read the headers for the outgoing log", exc_info=True)
         return {"to": [], "cc": []}
-
-
-def _decoded(value: str | None) -> str | None:
-    if not value:
-        return None
-    if "=?" not in value:
-        return value
-    try:
-        return str(make_header(decode_header(str(value)))) or None
-    except (ValueError, LookupError):
-        return str(value) or None
-
-
-def _clean_id(value: object) -> str | None:
-    if value is None:
-        return None
-    text = " ".join(str(value).split())
-    return text[:998] or None
 
 
 class OutgoingLog:
