@@ -64,7 +64,8 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-def _load(args: argparse.Namespace) -> Config:
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The config a command's ``-c/--config`` names, else the usual places."""
     path = Path(args.config) if getattr(args, "config", None) else None
     return load_config(path)
 
@@ -72,7 +73,7 @@ def _load(args: argparse.Namespace) -> Config:
 def cmd_run(args: argparse.Namespace) -> int:
     from courtesy.proxy.app import serve
 
-    config = _load(args)
+    config = config_from_args(args)
     if args.log_level is None:
         logging.getLogger().setLevel(getattr(logging, config.log.level.upper()))
     try:
@@ -83,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    config = _load(args)
+    config = config_from_args(args)
     where = config.source or "embedded defaults (no config file found)"
     print(f"{where}: OK")
     if config.tryout_mode:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from courtesy.proxy.api import load_secrets
-from courtesy.proxy.config import load_config
+from courtesy.proxy.cli import config_from_args
 from courtesy.store.db import open_store
 
 EXIT_OK = 0
 
 
 def cmd_api_token(args: argparse.Namespace) -> int:
-    config = load_config(Path(args.config) if args.config else None)
+    config = config_from_args(args)
     # Made on first use, so the add-on can be set up before the first `courtesy run`.
     store = open_store(config.store_url)
     try:

@@ -13,7 +13,8 @@ from typing import Any
 from courtesy.checks.message import NotAMessage
 from courtesy.checks.model import AddressBook, Contact, Finding, MemoryAddressBook
 from courtesy.proxy.addressbook import LayeredAddressBook
-from courtesy.proxy.config import Config, load_config
+from courtesy.proxy.cli import config_from_args
+from courtesy.proxy.config import Config
 from courtesy.proxy.contacts_import import ContactsFormatError, read_contacts
 from courtesy.proxy.inspect import evaluate
 from courtesy.store.contacts import (
@@ -25,10 +26,6 @@ from courtesy.store.contacts import (
 from courtesy.store.db import Store, open_store
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
-
-
-def _config(args: argparse.Namespace) -> Config:
-    return load_config(Path(args.config) if args.config else None)
 
 
 def _existing_store(config: Config) -> Store | None:
@@ -94,7 +91,7 @@ def _finding_text(finding: Finding) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_from_args(args)
     extra, contact_errors = _load_contact_files(args.contacts or [])
     for error in contact_errors:
         print(f"courtesy: warning: {error}", file=sys.stderr)
@@ -145,7 +142,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_contacts_import(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_from_args(args)
     path = Path(args.file)
     try:
         with _progress(f"reading {path.name}") as progress:
@@ -176,7 +173,7 @@ def cmd_contacts_import(args: argparse.Namespace) -> int:
 
 
 def cmd_contacts_list(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_from_args(args)
     store = open_store(config.store_url)
     try:
         with store.sessions() as session:

@@ -12,11 +12,11 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from courtesy.checks.message import NotAMessage, parse_message
-from courtesy.proxy.config import Config, load_config
+from courtesy.proxy.cli import config_from_args
+from courtesy.proxy.config import Config
 from courtesy.proxy.hold import Holder, Outcome
 from courtesy.proxy.notices import finding_sentence
 from courtesy.store.db import Store, open_store
@@ -34,10 +34,6 @@ from courtesy.store.held import (
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _config(args: argparse.Namespace) -> Config:
-    return load_config(Path(args.config) if args.config else None)
-
-
 def _store(config: Config) -> Store:
     return open_store(config.store_url)
 
@@ -52,7 +48,7 @@ def _user_error(message: str) -> int:
 
 
 def cmd_held_list(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_from_args(args)
     store = _store(config)
     states = [s.value for s in HeldState] if args.all else [HeldState.HELD.value]
     try:
@@ -109,7 +105,7 @@ def _describe(row: HeldMessage, language: str) -> list[str]:
 
 
 def cmd_held_show(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_from_args(args)
     store = _store(config)
     try:
         with store.sessions() as session:
@@ -155,17 +151,17 @@ def _with_holder(config: Config, action: Callable[[Holder], Any]) -> Outcome:
 
 
 def cmd_held_release(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_from_args(args)
     return _report(_with_holder(config, lambda h: h.release(args.id, by="cli")))
 
 
 def cmd_held_discard(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_from_args(args)
     return _report(_with_holder(config, lambda h: h.discard(args.id, by="cli")))
 
 
 def cmd_exceptions_list(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_from_args(args)
     store = _store(config)
     try:
         with store.sessions() as session:
@@ -180,7 +176,7 @@ def cmd_exceptions_list(args: argparse.Namespace) -> int:
 
 
 def cmd_exceptions_remove(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_from_args(args)
     store = _store(config)
     try:
         with store.session() as session:

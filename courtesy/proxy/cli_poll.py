@@ -12,11 +12,10 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from courtesy.proxy.cli import EXIT_OK, UserError
-from courtesy.proxy.config import Config, load_config
+from courtesy.proxy.cli import EXIT_OK, UserError, config_from_args
+from courtesy.proxy.config import Config
 from courtesy.proxy.imap import ImapError
 from courtesy.store.base import utcnow
 from courtesy.store.db import open_store
@@ -24,7 +23,7 @@ from courtesy.store.inbound import awaiting_answer
 
 
 def _config(args: argparse.Namespace) -> Config:
-    config = load_config(Path(args.config) if args.config else None)
+    config = config_from_args(args)
     if config.imap is None:
         where = config.source or "the config"
         raise UserError(f"{where}: no [imap] section, so there is nothing to poll")

@@ -13,11 +13,9 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from courtesy.proxy.cli import EXIT_OK, UserError
-from courtesy.proxy.config import load_config
+from courtesy.proxy.cli import EXIT_OK, UserError, config_from_args
 from courtesy.proxy.report import (
     ReportError,
     Week,
@@ -34,7 +32,7 @@ from courtesy.store.db import open_store
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    config = load_config(Path(args.config) if args.config else None)
+    config = config_from_args(args)
     try:
         zone = resolve_zone(config.report.timezone)
         now = utcnow()

@@ -14,12 +14,13 @@ import mailbox
 import os
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
+from aiosmtplib import SMTPResponse
 
 from courtesy.proxy.config import UpstreamSettings
 from courtesy.proxy.secrets import Secret
@@ -128,21 +129,26 @@ class SmtpConnection:
     def usable(self) -> bool:
         return self.smtp.is_connected
 
-    async def _command(self, *parts: bytes) -> Reply:
+    async def _exchange(self, request: Awaitable[SMTPResponse], during: str = "") -> Reply:
+        """Upstream's answer as a Reply; a lost or silent connection as UpstreamUnavailable."""
         try:
-            response = await self.smtp.execute_command(*parts)
+            response = await request
         except aiosmtplib.SMTPTimeoutError:
             self.smtp.close()
-            raise UpstreamUnavailable("timed out") from None
+            raise UpstreamUnavailable(f"timed out{during}") from None
         except (aiosmtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
             self.smtp.close()
-            raise UpstreamUnavailable(f"connection lost: {exc}") from None
+            raise UpstreamUnavailable(f"connection lost{during}: {exc}") from None
         except aiosmtplib.SMTPResponseException as exc:
-            return Reply(exc.code, exc.message)
-        self.last_used = time.monotonic()
+            response = SMTPResponse(exc.code, exc.message)
+        finally:
+            self.last_used = time.monotonic()
         if response.code == 421:
             self.smtp.close()
         return Reply(response.code, response.message)
+
+    async def _command(self, *parts: bytes) -> Reply:
+        return await self._exchange(self.smtp.execute_command(*parts))
 
     async def mail(self, sender: str, options: Sequence[str]) -> Reply:
         reply = await self._command(
@@ -162,22 +168,9 @@ class SmtpConnection:
 
     async def data(self, content: bytes) -> Reply:
         try:
-            response = await self.smtp.data(content)
-        except aiosmtplib.SMTPTimeoutError:
-            self.smtp.close()
-            raise UpstreamUnavailable("timed out during DATA") from None
-        except (aiosmtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
-            self.smtp.close()
-            raise UpstreamUnavailable(f"connection lost during DATA: {exc}") from None
-        except aiosmtplib.SMTPResponseException as exc:
-            self.in_transaction = False
-            if exc.code == 421:
-                self.smtp.close()
-            return Reply(exc.code, exc.message)
+            return await self._exchange(self.smtp.data(content), " during DATA")
         finally:
-            self.last_used = time.monotonic()
-        self.in_transaction = False
-        return Reply(response.code, response.message)
+            self.in_transaction = False
 
     async def rset(self) -> None:
         if not self.in_transaction or not self.usable:
