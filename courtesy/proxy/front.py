@@ -215,8 +215,18 @@ class ProxySMTP(SMTP):
         limit = self.data_size_limit
         pieces: list[bytes] = []
         size = 0
-        at_line_start = True  # right after the DATA command's CRLF
         too_much = False
+
+        def take(piece: bytes) -> None:
+            nonlocal size, too_much
+            size += len(piece)
+            if limit and size > limit and not too_much:
+                too_much = True
+                pieces.clear()  # keep reading to the end, but keep nothing
+            if not too_much:
+                pieces.append(piece)
+
+        at_line_start = True  # right after the DATA command's CRLF
         while True:
             try:
                 piece = await reader.readuntil(b".\r\n")
@@ -224,30 +234,14 @@ class ProxySMTP(SMTP):
                 piece = await reader.read(exc.consumed)
                 if not piece:
                     raise ConnectionResetError("connection closed during DATA") from None
-                ends_line = piece.endswith(b"\r\n")
-                size += len(piece)
-                if limit and size > limit:
-                    too_much = True
-                    pieces.clear()
-                elif not too_much:
-                    pieces.append(piece)
-                at_line_start = ends_line
+                take(piece)
+                at_line_start = piece.endswith(b"\r\n")
                 continue
             body = piece[:-3]
             if (not body and at_line_start) or body.endswith(b"\r\n"):
-                # "." alone on a line: the end of the message
-                size += len(body)
-                if limit and size > limit:
-                    too_much = True
-                if not too_much:
-                    pieces.append(body)
+                take(body)  # "." alone on a line: the end of the message
                 break
-            size += len(piece)
-            if limit and size > limit:
-                too_much = True
-                pieces.clear()
-            elif not too_much:
-                pieces.append(piece)
+            take(piece)
             at_line_start = True
         if too_much:
             return None
@@ -428,6 +422,10 @@ class ProxyHandler:
                 if connection is None:
                     connection = await self.upstream.acquire(session.credentials)
                     session.upstream = connection
+                else:
+                    # A transaction the client never finished upstream (DATA refused
+                    # by our size limit, a dropped DATA): end it before a new one.
+                    await connection.rset()
                 reply = await connection.mail(
                     address, self._filter_options(connection, upstream_options)
                 )

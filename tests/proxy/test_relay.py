@@ -305,3 +305,23 @@ def test_a_slow_upload_is_not_cut_by_the_idle_timeout(tmp_path: Path, upstream: 
     finally:
         proxy.stop()
     assert upstream.received[0].content == PLAIN
+
+
+def test_message_over_the_size_limit_gets_552_and_the_session_goes_on(
+    tmp_path: Path, upstream: RecordingUpstream
+):
+    proxy = ProxyInThread(proxy_config(tmp_path, upstream, proxy={"max_message_size": 2000}))
+    try:
+        with smtplib.SMTP(proxy.host, proxy.port, timeout=30) as client:
+            client.ehlo()
+            assert client.has_extn("size") and client.esmtp_features["size"] == "2000"
+            big = PLAIN + b"x" * 3000 + b"\r\n"
+            client.mail("anna@example.com")  # no SIZE=: the limit must hold while reading
+            client.rcpt("thomas.meier@example.org")
+            code, text = client.data(big)
+            assert code == 552, text
+            # the same connection still delivers a message that fits
+            assert client.sendmail("anna@example.com", ["thomas.meier@example.org"], PLAIN) == {}
+    finally:
+        proxy.stop()
+    assert [r.content for r in upstream.received] == [PLAIN]
