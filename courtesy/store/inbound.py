@@ -33,6 +33,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -858,6 +859,15 @@ def resolve_answered(session: Session) -> int:
 # --- queries for the report and the checks ---------------------------------------------------
 
 
+def person_mail() -> tuple[ColumnElement[bool], ...]:
+    """Mail from a person with the user as direct recipient (see PRODUCT.md, "Inbound path")."""
+    return (
+        ~InboundMessage.excluded,
+        ~InboundMessage.own,
+        InboundMessage.user_role == "to",
+    )
+
+
 def awaiting_answer(
     session: Session,
     *,
@@ -874,10 +884,8 @@ def awaiting_answer(
     stmt = (
         select(InboundMessage)
         .where(
-            ~InboundMessage.excluded,
-            ~InboundMessage.own,
+            *person_mail(),
             InboundMessage.answered_how.is_(None),
-            InboundMessage.user_role == "to",
             InboundMessage.gone_at.is_(None),
             InboundMessage.received_at <= now - after,
         )
@@ -885,38 +893,6 @@ def awaiting_answer(
     )
     if account is not None:
         stmt = stmt.where(InboundMessage.account == account)
-    return list(session.scalars(stmt))
-
-
-def answered_between(session: Session, since: datetime, until: datetime) -> list[InboundMessage]:
-    """Person mail to the user answered in [since, until) with a known time: response times."""
-    stmt = (
-        select(InboundMessage)
-        .where(
-            ~InboundMessage.excluded,
-            ~InboundMessage.own,
-            InboundMessage.user_role == "to",
-            InboundMessage.answered_at >= since,
-            InboundMessage.answered_at < until,
-        )
-        .order_by(InboundMessage.answered_at)
-    )
-    return list(session.scalars(stmt))
-
-
-def received_between(session: Session, since: datetime, until: datetime) -> list[InboundMessage]:
-    """Person mail to the user received in [since, until)."""
-    stmt = (
-        select(InboundMessage)
-        .where(
-            ~InboundMessage.excluded,
-            ~InboundMessage.own,
-            InboundMessage.user_role == "to",
-            InboundMessage.received_at >= since,
-            InboundMessage.received_at < until,
-        )
-        .order_by(InboundMessage.received_at)
-    )
     return list(session.scalars(stmt))
 
 

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from courtesy.store.base import Base, UTCDateTime
 from courtesy.store.held import HeldMessage, HeldState
-from courtesy.store.inbound import InboundMessage
+from courtesy.store.inbound import InboundMessage, person_mail
 from courtesy.store.outgoing import OutgoingMessage
 
 # --- sent reports -------------------------------------------------------------------------
@@ -226,15 +226,6 @@ def _core(session: Session) -> Connection:
     return session.connection()
 
 
-def _person_mail() -> tuple[ColumnElement[bool], ...]:
-    """Mail from a person with the user as direct recipient (see PRODUCT.md, "Inbound path")."""
-    return (
-        ~InboundMessage.excluded,
-        ~InboundMessage.own,
-        InboundMessage.user_role == "to",
-    )
-
-
 def _utc(value: Any) -> datetime | None:
     """A stored time as an aware UTC datetime, from SQLite's text or PostgreSQL's value."""
     if value is None:
@@ -291,7 +282,7 @@ def awaiting_as_of(
     found = _core(session).execute(
         select(*_columns(session))
         .where(
-            *_person_mail(),
+            *person_mail(),
             still_open,
             InboundMessage.gone_at.is_(None),
             InboundMessage.received_at <= cutoff,
@@ -310,7 +301,7 @@ def answered_late(
     found = _core(session).execute(
         select(*_columns(session))
         .where(
-            *_person_mail(),
+            *person_mail(),
             InboundMessage.answered_at >= since,
             InboundMessage.answered_at < until,
             # A cheap bound the index can use, then the exact one.
@@ -334,7 +325,7 @@ def response_figures(
 ) -> ResponseFigures:
     """Person mail received in [since, until): count, answered by ``as_of``, hours to answer."""
     received_in = (
-        *_person_mail(),
+        *person_mail(),
         InboundMessage.received_at >= since,
         InboundMessage.received_at < until,
     )
@@ -382,7 +373,7 @@ def answers_per_day(session: Session, bounds: Sequence[datetime]) -> list[int]:
     ]
     row = (
         _core(session)
-        .execute(select(*buckets).where(*_person_mail(), at >= bounds[0], at < bounds[-1]))
+        .execute(select(*buckets).where(*person_mail(), at >= bounds[0], at < bounds[-1]))
         .one()
     )
     return [int(v or 0) for v in row]

@@ -16,13 +16,11 @@ from courtesy.store.inbound import (
     InboundLocation,
     InboundMessage,
     SeenMessage,
-    answered_between,
     apply_flags,
     awaiting_answer,
     folder_state,
     ingest_proxy_log,
     participants,
-    received_between,
     remove_locations,
     reset_folder,
     resolve_answered,
@@ -235,8 +233,3 @@ def test_the_answered_flag_counts_when_no_reply_is_known_and_the_earliest_answer
     assert resolve(store) == 1
     second = row(store, "<f2@x>")
     assert (second.answered_how, second.answered_at) == ("sent", T0 + timedelta(minutes=9))
-    with store.session() as session:
-        week = answered_between(session, T0, T0 + timedelta(days=7))
-        got = received_between(session, T0, T0 + timedelta(days=7))
-    assert [m.key for m in week] == ["<f2@x>", "<f1@x>"]  # by answer time
-    assert [m.key for m in got] == ["<f1@x>", "<f2@x>"]
