@@ -98,6 +98,15 @@ class PasswordSource:
         return f"{type(self).__name__}(sources={self.password_sources()})"
 
 
+def _check_server(host: str, port: int, timeout: Duration, what: str) -> None:
+    if not host:
+        raise FieldError("host", f"missing: the {what}'s name")
+    if not 0 < port < 65536:
+        raise FieldError("port", f"{port} is not a port number (1-65535)")
+    if timeout.total_seconds() <= 0:
+        raise FieldError("timeout", "must be longer than 0s")
+
+
 @dataclass(frozen=True, repr=False)
 class UpstreamSettings(PasswordSource):
     host: str = ""
@@ -115,12 +124,7 @@ class UpstreamSettings(PasswordSource):
 
     def validate(self) -> None:
         self.check_password_source()
-        if not self.host:
-            raise FieldError("host", "missing: the upstream SMTP server's name")
-        if not 0 < self.port < 65536:
-            raise FieldError("port", f"{self.port} is not a port number (1-65535)")
-        if self.timeout.total_seconds() <= 0:
-            raise FieldError("timeout", "must be longer than 0s")
+        _check_server(self.host, self.port, self.timeout, "upstream SMTP server")
         if self.pool_size < 0:
             raise FieldError("pool_size", "cannot be negative")
 
@@ -214,10 +218,7 @@ class ImapSettings(PasswordSource):
 
     def validate(self) -> None:
         self.check_password_source()
-        if not self.host:
-            raise FieldError("host", "missing: the IMAP server's name")
-        if not 0 < self.port < 65536:
-            raise FieldError("port", f"{self.port} is not a port number (1-65535)")
+        _check_server(self.host, self.port, self.timeout, "IMAP server")
         if not self.folders:
             raise FieldError("folders", "name at least one folder to watch")
         if self.batch_size <= 0:
