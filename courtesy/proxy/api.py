@@ -46,6 +46,7 @@ from courtesy.checks.message import NotAMessage, parse_message
 from courtesy.checks.newtext import split_html, split_plain
 from courtesy.proxy.config import ApiSettings, is_loopback, parse_hostport
 from courtesy.proxy.front import Inspector, Transaction, Verdict
+from courtesy.proxy.headers import header_block
 from courtesy.store.api import (
     API_TOKEN,
     OVERRIDE_KEY,
@@ -226,6 +227,9 @@ def strip_header(content: bytes, name: str) -> tuple[bytes, list[str]]:
     client, the line endings and the body are untouched.
     """
     wanted = name.lower().encode("ascii") + b":"
+    head = header_block(content)
+    if wanted not in head.lower():
+        return content, []  # every message passes here: look at the header block only
     lines = content.splitlines(keepends=True)
     kept: list[bytes] = []
     values: list[str] = []
