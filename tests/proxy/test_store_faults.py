@@ -117,7 +117,7 @@ def test_full_database_gets_451(tmp_path: Path, upstream: RecordingUpstream):
 
 @pytest.fixture
 def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MB tmpfs (root only); the test says so when it cannot mount one."""
+    """A 4 MB tmpfs (root only); the test fails, saying so, when it cannot mount one."""
     mount_point = tmp_path / f"tmpfs-{uuid.uuid4().hex[:6]}"
     mount_point.mkdir()
     done = subprocess.run(
@@ -126,9 +126,9 @@ def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
         text=True,
     )
     if done.returncode != 0:
-        pytest.skip(
-            f"cannot mount a tmpfs here ({done.stderr.strip()}); "
-            "test_full_database_gets_451 covers a full store with max_page_count"
+        pytest.fail(
+            f"cannot mount a tmpfs here ({done.stderr.strip()}): this test needs root "
+            "(CI runs as root); test_full_database_gets_451 covers a full store without it"
         )
     try:
         yield mount_point
