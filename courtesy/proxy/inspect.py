@@ -58,21 +58,15 @@ def own_domains(config: Config) -> frozenset[str]:
     return frozenset(a.rpartition("@")[2].lower() for a in config.own_addresses if "@" in a)
 
 
-def evaluate(
-    raw: bytes,
+def check_message(
+    message: OutgoingMessage,
     config: Config,
     contacts: AddressBook,
     *,
-    envelope_from: str | None = None,
-    envelope_recipients: Sequence[str] | None = None,
     thread: ThreadView | None = None,
     exceptions: Exceptions | None = None,
-) -> Evaluation:
-    """Parse ``raw``, run every enabled check and apply the policy.
-
-    Raises NotAMessage when the bytes are not a mail message at all.
-    """
-    message = parse_message(raw, envelope_from, envelope_recipients)
+) -> tuple[CheckReport, Decision]:
+    """Run every enabled check on a parsed message and apply the policy."""
     context = CheckContext(
         message=message,
         contacts=contacts,
@@ -85,7 +79,23 @@ def evaluate(
     report = run_checks(context, config.checks)
     for error in report.errors:
         log.error("check %s failed: %s", error.family, error.error)
-    decision = decide(report.findings, config, check_failed=bool(report.errors))
+    return report, decide(report.findings, config, check_failed=bool(report.errors))
+
+
+def evaluate(
+    raw: bytes,
+    config: Config,
+    contacts: AddressBook,
+    *,
+    envelope_from: str | None = None,
+    envelope_recipients: Sequence[str] | None = None,
+) -> Evaluation:
+    """Parse ``raw``, run every enabled check and apply the policy (``courtesy check``).
+
+    Raises NotAMessage when the bytes are not a mail message at all.
+    """
+    message = parse_message(raw, envelope_from, envelope_recipients)
+    report, decision = check_message(message, config, contacts)
     return Evaluation(message, report, decision)
 
 
@@ -164,19 +174,13 @@ class ChecksInspector:
             log.warning("message from <%s> has no header block; not checked", transaction.mail_from)
             return Verdict(action=self.config.proxy.on_check_error, check_errors=("parse",))
         ids = tuple(dict.fromkeys(message.in_reply_to + message.references))
-        context = CheckContext(
-            message=message,
-            contacts=self.contacts,
-            language=self.config.language,
-            own_addresses=self.config.own_addresses,
-            own_domains=own_domains(self.config),
+        report, decision = check_message(
+            message,
+            self.config,
+            self.contacts,
             thread=self._thread(ids),
             exceptions=self._exceptions(),
         )
-        report = run_checks(context, self.config.checks)
-        for error in report.errors:
-            log.error("check %s failed: %s", error.family, error.error)
-        decision = decide(report.findings, self.config, check_failed=bool(report.errors))
         return Verdict(
             action=decision.action,
             findings=report.findings,
