@@ -16,7 +16,11 @@ listed under language "none", outside the de/en targets. ``lang`` picks the
 row, the first path part of ``source`` the sub-row.
 
 A second section, names accuracy, comes from ``bench/accuracy_names.py``
-(``names_section(corpus_dir) -> str``) when that module exists.
+(``names_section(corpus_dir, show_errors) -> str``) when that module exists.
+``--show-errors`` lists the wrong messages of both sections: greeting false
+alarms and misses, and every names copy that went wrong (a name.* finding on
+a correct greeting, a misspelling or wrong person left unflagged, with
+"(undecidable)" where no source knows the recipient's name).
 """
 
 from __future__ import annotations
@@ -119,7 +123,7 @@ def greeting_section(corpus: Path, show_errors: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _names_section(corpus: Path) -> str | None:
+def _names_section(corpus: Path, show_errors: bool = False) -> str | None:
     path = Path(__file__).with_name("accuracy_names.py")
     if not path.exists():
         return None
@@ -128,7 +132,7 @@ def _names_section(corpus: Path) -> str | None:
         return None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    section = module.names_section(corpus)
+    section = module.names_section(corpus, show_errors)
     return str(section)
 
 
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no corpus at {corpus} (labels.jsonl missing); use --corpus", file=sys.stderr)
         return 2
     print(greeting_section(corpus, args.show_errors))
-    names = _names_section(corpus)
+    names = _names_section(corpus, args.show_errors)
     if names:
         print()
         print(names)
