@@ -789,7 +789,45 @@ def _nearest(written: WrittenName, known: KnownName, settings: NameSettings) -> 
                 best = _Near(distance, known, spelling)
     if best is None and settings.well_known_nicknames:
         best = _nearest_nickname(written, known, settings)
+    if best is None:
+        best = _nearest_short_form(written, known)
     return best
+
+
+@lru_cache(maxsize=4096)
+def _short_forms(name: str) -> frozenset[str]:
+    """The abbreviations :func:`_short_form` accepts for ``name`` (rosalee: rosie, rosy, rosa)."""
+    forms: set[str] = set()
+    for k in range(3, len(name) - 1):
+        stem = name[:k]
+        for form in (stem, stem + "ie", stem + "y", stem + "i"):
+            if _short_form(form, name):
+                forms.add(form)
+    return frozenset(forms)
+
+
+def _nearest_short_form(written: WrittenName, known: KnownName) -> _Near | None:
+    """One slip in a short form of the recipient's given name: "Zosie" for Rosie (Rosalee).
+
+    "Rosie" for Rosalee is accepted (:func:`_short_form`) though it is three
+    edits from the booked name, so a typo in it is more than the edit limit
+    away from the name itself; it is one letter from the short form, and that
+    is a misspelling just like a typo in a well-known nickname. Only one edit,
+    and only for a word that is no known first name itself (Rosa is a name of
+    its own, not a slip); the suggestion is the short form.
+    """
+    if written.form is not None or len(written.words) != 1:
+        return None
+    key = normalise(written.words[0])
+    if len(key) < 3 or known_given_name(key):
+        return None
+    for name, role in known.roles.items():
+        if role not in ("given", "other", "nick") or " " in name:
+            continue
+        for form in sorted(_short_forms(name)):
+            if OSA.distance(key, form) == 1:
+                return _Near(1, known, form.capitalize())
+    return None
 
 
 def _nearest_nickname(

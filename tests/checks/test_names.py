@@ -91,6 +91,8 @@ def codes(name: str) -> list[str]:
         "en_particle",  # Mr. van der Berg
         "en_skip",  # the contact says: never check the name
         "en_full_name",  # first and last name
+        "de_kurzform",  # Kathi for Katharina: a short form
+        "en_short_form",  # "Christie --" for Christabel
     ],
 )
 def test_no_finding(name: str) -> None:
@@ -107,6 +109,9 @@ def test_no_finding(name: str) -> None:
         ("en_jon", "John"),  # a nickname one letter off the booked name is a slip
         ("en_address_only_typo", "Thomas"),
         ("en_bare_vocative_typo", "John"),  # "Jhon --": a bare name the parser alone would miss
+        # One slip in a short form: more than two edits from the booked name itself.
+        ("de_kurzform_tippfehler", "Kathi"),
+        ("en_short_form_typo", "Christie"),  # "Chrsitie -- does ...": found as a vocative too
     ],
 )
 def test_misspelled(name: str, suggestion: str) -> None:
