@@ -10,6 +10,8 @@ Seeds a mailbox with ``--messages`` messages (MULTIAPPEND), then, in one run:
   list, so one single command is not an option for either);
 - times the poller's first sync (``poll_once`` into an empty SQLite store) and
   prints the ratio to the bare FETCH (target <= 1.5);
+- times the poller's own FETCH alone (its fast reader of the answer, nothing
+  stored), to show how the sync's time splits between reading and storing;
 - times a poll when nothing changed (target <= 0.05x the first sync);
 - measures the poller's peak RSS in a fresh process at two folder sizes
   (target <= 120 MB, flat in the folder size).
@@ -39,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from imapclient import IMAPClient  # noqa: E402
 
 from courtesy.proxy.config import Config, parse_config  # noqa: E402
-from courtesy.proxy.imap import HEADER_FIELDS  # noqa: E402
+from courtesy.proxy.imap import HEADER_FIELDS, Mailbox  # noqa: E402
 from courtesy.proxy.poller import poll_once  # noqa: E402
 from courtesy.store.db import open_store  # noqa: E402
 from tests.dovecot import PASSWORD, Dovecot  # noqa: E402
@@ -121,6 +123,21 @@ def bare_fetch(dovecot: Dovecot, user: str, batch: int) -> float:
         got = 0
         for start in range(0, len(uids), batch):
             got += len(client.fetch(uids[start : start + batch], items))
+    assert got == len(uids)
+    return time.perf_counter() - began
+
+
+def poller_fetch(dovecot: Dovecot, user: str, batch: int, workdir: Path) -> float:
+    """The poller's own FETCH (its fast reader, see courtesy/proxy/imap_fetch.py), no store."""
+    config = config_for(dovecot, user, f"sqlite:///{workdir}/unused.db", batch)
+    assert config.imap is not None
+    began = time.perf_counter()
+    with Mailbox(config.imap).connect() as mailbox:
+        mailbox.examine_folder("INBOX")
+        uids = mailbox.uids_after(0)
+        got = 0
+        for start in range(0, len(uids), batch):
+            got += sum(1 for _ in mailbox.fetch_headers(uids[start : start + batch]))
     assert got == len(uids)
     return time.perf_counter() - began
 
@@ -213,13 +230,14 @@ def main() -> int:
         )
         bare_fetch(dovecot, big, args.batch)  # warm-up: Dovecot caches the header fields
         bare_fetch(dovecot, small, args.batch)
-        bare, first, nochange = [], [], []
+        bare, own, first, nochange = [], [], [], []
         for _ in range(args.runs):
             bare.append(bare_fetch(dovecot, big, args.batch))
+            own.append(poller_fetch(dovecot, big, args.batch, workdir))
             first_s, again_s = poller_sync(dovecot, big, args.batch, workdir)
             first.append(first_s)
             nochange.append(again_s)
-        bare_m = statistics.median(bare)
+        bare_m, own_m = statistics.median(bare), statistics.median(own)
         first_m, nochange_m = statistics.median(first), statistics.median(nochange)
         rss_big = rss_at(dovecot, big, args.batch, workdir)
         rss_small = rss_at(dovecot, small, args.batch, workdir)
@@ -230,9 +248,11 @@ def main() -> int:
     n = args.messages
     print(f"messages: {n}, batch: {args.batch}, runs: {args.runs} (medians)")
     print(f"bare imapclient FETCH, batches of {args.batch}: {bare_m:.3f}s ({n / bare_m:,.0f}/s)")
+    print(f"poller's FETCH alone (its own reader):    {own_m:.3f}s ({n / own_m:,.0f}/s)")
     print(f"poller first sync:                        {first_m:.3f}s ({n / first_m:,.0f}/s)")
     ratio = first_m / bare_m
     print(f"ratio first sync / bare FETCH (same batches): {ratio:.2f}  (target <= 1.5)")
+    print(f"ratio first sync / the poller's FETCH alone:  {first_m / own_m:.2f}  (its own work)")
     share = nochange_m / first_m
     print(
         f"no-change poll: {nochange_m * 1000:.1f} ms = {share:.3f}x the first sync"

@@ -25,8 +25,11 @@ from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
+from imapclient.imapclient import join_message_ids
+from imapclient.response_parser import parse_fetch_response
 
 from courtesy.proxy.config import ImapSettings
+from courtesy.proxy.imap_fetch import FetchedItems, parse_header_fetch
 from courtesy.proxy.secrets import SecretError, resolve_password
 
 log = logging.getLogger(__name__)
@@ -296,23 +299,57 @@ class Mailbox:
         """Header fields (BODY.PEEK: \\Seen stays as it is), flags and INTERNALDATE."""
         if not uids:
             return
-        found = self._call(
-            "FETCH headers", self.client.fetch, list(uids), [_HEADER_ITEM, "FLAGS", "INTERNALDATE"]
-        )
+        found = self._call("FETCH headers", self._fetch_header_items, uids)
         for uid in sorted(found):
-            data = found[uid]
-            header = data.get(_HEADER_KEY)
-            if header is None:  # some servers echo the item name differently
-                header = next((v for k, v in data.items() if k.startswith(b"BODY[")), b"")
-            when = data.get(b"INTERNALDATE")
-            if isinstance(when, datetime) and when.tzinfo is not UTC:
-                when = when.astimezone(UTC)
+            items = found[uid]
             yield FetchedHeaders(
-                uid=int(uid),
-                flags=frozenset(data.get(b"FLAGS", ())),
-                internaldate=when if isinstance(when, datetime) else None,
-                header=header or b"",
+                uid=uid,
+                flags=frozenset(items.flags),
+                internaldate=items.internaldate,
+                header=items.header,
             )
+
+    def _fetch_header_items(self, uids: Sequence[int]) -> dict[int, FetchedItems]:
+        """One UID FETCH, read by :mod:`imap_fetch` or, for other shapes, by imapclient.
+
+        This is imapclient's own ``fetch`` (same command, same checks) with
+        the response handed to the fast reader first.
+        """
+        client = self.client
+        wanted = set(uids)
+        command = client._imap  # imapclient's imaplib connection, as its fetch() uses it
+        tag = command._command(
+            "UID", "FETCH", join_message_ids(list(uids)), f"({_HEADER_ITEM} FLAGS INTERNALDATE)"
+        )
+        typ, data = command._command_complete("FETCH", tag)
+        if typ != "OK":
+            said = data[0] if data else b""
+            text = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
+            raise imaplib.IMAP4.error(f"FETCH failed: {text}")
+        typ, data = command._untagged_response(typ, data, "FETCH")
+        fast = parse_header_fetch(data)
+        if fast is not None:
+            return {uid: items for uid, items in fast.items() if uid in wanted}
+        return self._slow_header_items(data, wanted)
+
+    def _slow_header_items(self, data: Any, wanted: set[int]) -> dict[int, FetchedItems]:
+        parsed = parse_fetch_response(data, self.client.normalise_times, True)
+        out: dict[int, FetchedItems] = {}
+        for uid, fields in parsed.items():
+            if uid not in wanted:  # unsolicited FETCH of another message
+                continue
+            header = fields.get(_HEADER_KEY)
+            if header is None:  # some servers echo the item name differently
+                header = next((v for k, v in fields.items() if k.startswith(b"BODY[")), b"")
+            when = fields.get(b"INTERNALDATE")
+            if isinstance(when, datetime):
+                when = when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
+            else:
+                when = None
+            out[int(uid)] = FetchedItems(
+                int(uid), tuple(fields.get(b"FLAGS", ())), when, header or b""
+            )
+        return out
 
     def fetch_flags(self, uids: Sequence[int]) -> dict[int, frozenset[bytes]]:
         """FLAGS of the given UIDs, in chunks; expunged ones are simply missing."""
