@@ -107,6 +107,12 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def write_config(folder: Path, proxy_port: int, sink_port: int, checks: bool) -> Path:
     config = folder / "config.toml"
     text = f"""
@@ -155,10 +161,14 @@ def main() -> int:
             wait_port(proxy_port, timeout=30)
             push(sink_port, 200, args.clients)  # warm up both paths
             push(proxy_port, 200, args.clients)
-            direct, proxied, ratios = [], [], []
+            direct, proxied, ratios, proxy_cpu, sink_cpu = [], [], [], [], []
             for pair in range(args.pairs):
+                before = cpu_seconds(sink.pid)
                 d = push(sink_port, args.messages, args.clients)
+                sink_cpu.append((cpu_seconds(sink.pid) - before) / args.messages)
+                before = cpu_seconds(proxy.pid)
                 p = push(proxy_port, args.messages, args.clients)
+                proxy_cpu.append((cpu_seconds(proxy.pid) - before) / args.messages)
                 direct.append(d)
                 proxied.append(p)
                 ratios.append(p / d)
@@ -188,6 +198,10 @@ def main() -> int:
     print(
         f"  ratio proxy/direct: median {statistics.median(ratios):.2f} "
         f"(pairs: {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
+    print(
+        f"  CPU per message: proxy {statistics.median(proxy_cpu) * 1000:.2f} ms, "
+        f"sink (direct runs) {statistics.median(sink_cpu) * 1000:.2f} ms"
     )
     print(f"  proxy peak RSS after {sent} messages: {rss:.1f} MB")
     return 0

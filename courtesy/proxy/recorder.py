@@ -11,9 +11,9 @@ import logging
 import queue
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table
 
 from courtesy.proxy.front import Transaction, Verdict
 from courtesy.proxy.headers import (
@@ -27,10 +27,12 @@ from courtesy.proxy.relay import Reply
 from courtesy.store.base import utcnow
 from courtesy.store.contacts import harvest_display_names
 from courtesy.store.db import Store
-from courtesy.store.inbound import split_ids
+from courtesy.store.inbound import bulk_insert, split_ids
 from courtesy.store.outgoing import OutgoingMessage
 
 log = logging.getLogger(__name__)
+
+_OUTGOING = cast(Table, OutgoingMessage.__table__)
 
 
 def header_facts(content: bytes) -> dict[str, Any]:
@@ -133,7 +135,7 @@ class OutgoingLog:
                 with self._names_lock:
                     names, self._names = self._names, []
                 with self.store.session() as session:
-                    session.execute(insert(OutgoingMessage), rows)
+                    bulk_insert(session, _OUTGOING, rows)
                     if names:
                         harvest_display_names(session, names)
             except Exception:
