@@ -62,9 +62,9 @@ from courtesy.checks.names import (
     CODE_WRONG_PERSON,
     NameSettings,
     _recipients,
+    address_person_name,
     check_names,
     normalise,
-    parse_person_name,
     well_known_nickname,
 )
 from courtesy.proxy.contacts_import import read_contacts
@@ -170,7 +170,7 @@ def harvested_contact(email: str, display: str) -> Contact | None:
     display = " ".join(display.split())
     if not email or "@" not in email or not display or "@" in display:
         return None
-    given, family, other, nicks = parse_person_name(display)
+    given, family, other, nicks = address_person_name(email, display)
     if not (given or family or other):
         return None
     return Contact(

@@ -472,6 +472,7 @@ def _is_group_name(text: str) -> bool:
 
 
 PersonName = tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]
+_ON_BEHALF_RE = re.compile(r"\(on behalf of\s+([^()]+)\)")
 
 
 @lru_cache(maxsize=8192)
@@ -479,13 +480,18 @@ def parse_person_name(display: str) -> PersonName:
     """(given, family, other, nicknames) from a display or full name; empty when not a person.
 
     Understands "Last, First", "First Middle Last", particles ("Marcus van der
-    Berg"), a quoted nickname ("Jingming 'Marshall' Yan"), titles and
-    " via List" suffixes; drops initials.
+    Berg"), a quoted nickname ("Jingming 'Marshall' Yan"), titles and a
+    list's rewrite of a poster's name (" via List", " (via List)", "List (on
+    behalf of Name)": the poster's name; :func:`address_person_name` says
+    whether it is the address's); drops initials.
     """
     text = unicodedata.normalize("NFC", display).strip().strip("\"'")
     if not text or "@" in text:
         return None, None, (), ()
-    text = re.split(r"\s+via\s+|\s+\|\s+|\s+-\s+|\s+–\s+", text, maxsplit=1)[0]
+    behalf = _ON_BEHALF_RE.search(text)
+    if behalf:  # "users (on behalf of Ann Lee)": the poster's name
+        text = behalf.group(1)
+    text = re.split(r"\s+\(?via\s+|\s+\|\s+|\s+-\s+|\s+–\s+", text, maxsplit=1)[0]
     nicks = tuple(m.strip() for m in _NICK_QUOTED.findall(text) if m.strip().isalpha())
     text = _NICK_QUOTED.sub(" ", text)
     text = re.sub(r"\[[^\]]*\]", " ", text)
@@ -523,6 +529,45 @@ def parse_person_name(display: str) -> PersonName:
     given = words[0]
     family = " ".join(words[start:])
     return given, family, (), nicks
+
+
+# A list's rewrite of a poster's From (DMARC mitigation) names the poster but
+# carries the list's address: "Ann Lee via users" (Mailman, "$name via $list"),
+# "'Ann Lee' via users" (Google Groups), "Ann Lee (via users)" and
+# "users (on behalf of Ann Lee)" (Sympa's dmarc_protection phrases).
+_RELAYED_RE = re.compile(r"\S\s+\(?via\s+\S|\(on behalf of\s+\S")
+_NO_NAME: PersonName = (None, None, (), ())
+
+
+def relayed_display_name(display: str) -> bool:
+    """A display name a mailing list wrote for a poster: the address is the list's."""
+    return _RELAYED_RE.search(display) is not None
+
+
+def echoes_local_part(display: str, email: str) -> bool:
+    """The display name only repeats the address's local part, in lower case.
+
+    ``rcarroll <rcarroll@…>`` says no more than the address; ``Pierre
+    <pierre@…>``, capitalised, is a name somebody wrote.
+    """
+    text = display.strip().strip("\"'").strip()
+    if not text or text != text.lower():
+        return False
+    local = email.rpartition("@")[0].lower()
+    return text in (local, local.split("+", 1)[0])
+
+
+def address_person_name(email: str, display: str) -> PersonName:
+    """What a display name says of the person its own address belongs to.
+
+    Empty for a list's rewrite of a poster's name ("Ann via users
+    <users@…>": Ann is not the list) and for a display name that only repeats
+    the local part. The check (display names in To/Cc and quote headers) and
+    the store's harvest of display names both read names through this.
+    """
+    if not display or relayed_display_name(display) or echoes_local_part(display, email):
+        return _NO_NAME
+    return parse_person_name(display)
 
 
 def is_group_address(email: str) -> bool:
@@ -574,7 +619,16 @@ def names_from_address(email: str) -> tuple[str | None, str | None]:
 def known_name(address: Address, field_name: str, ctx: CheckContext) -> KnownName | None:
     """What the strongest source knows of a recipient's name, or None."""
     contact = ctx.contacts.by_email(address.email)
-    if contact is not None and (contact.given or contact.family or contact.name):
+    harvested_noise = (
+        contact is not None
+        and contact.source == ContactSource.HEADER
+        and not any(address_person_name(address.email, contact.name)[:3])
+    )  # stored before the harvest learnt to skip such display names
+    if (
+        contact is not None
+        and not harvested_noise
+        and (contact.given or contact.family or contact.name)
+    ):
         given, family = contact.given, contact.family
         other: tuple[str, ...] = ()
         g, f, o, n = parse_person_name(contact.name)
@@ -609,12 +663,12 @@ def known_name(address: Address, field_name: str, ctx: CheckContext) -> KnownNam
         ).index()
 
     if address.name:
-        parsed = parse_person_name(address.name)
+        parsed = address_person_name(address.email, address.name)
         if parsed[0] or parsed[1] or parsed[2]:
             return from_header(parsed)
     # A list's address in a quote header ("Ann via users-list <list@…> wrote:")
     # names the poster, not the list.
-    group = is_group_address(address.email)
+    group = is_group_address(address.email) or relayed_display_name(address.name)
     quoted = None if group else quoted_name(address.email, ctx.message.quoted_authors)
     if quoted is not None:
         return from_header(quoted)
@@ -649,7 +703,7 @@ def quoted_name(email: str, authors: Sequence[QuotedAuthor]) -> PersonName | Non
     key = email.lower()
     for author in authors:
         if author.name and author.email.lower() == key:
-            parsed = parse_person_name(author.name)
+            parsed = address_person_name(email, author.name)
             if any(parsed[:3]):
                 return parsed
     for author in authors:
@@ -1043,7 +1097,11 @@ def _thread_people(ctx: CheckContext, own: set[str]) -> tuple[KnownName, ...]:
         email = author.email.lower()
         if email in own and not is_group_address(email):
             continue
-        g, f, o, n = parse_person_name(author.name)
+        relayed = relayed_display_name(author.name)  # the poster's name, the list's address
+        if echoes_local_part(author.name, email):
+            g, f, o, n = _NO_NAME
+        else:
+            g, f, o, n = parse_person_name(author.name)
         if not (g or f or o) and email and not is_group_address(email):
             g, f = names_from_address(email)  # "On …, <steve.wakelam@…> wrote:"
         if not (g or f or o):
@@ -1052,7 +1110,7 @@ def _thread_people(ctx: CheckContext, own: set[str]) -> tuple[KnownName, ...]:
         if full == sender_name or full in seen:
             continue  # the sender quoting themselves
         seen.add(full)
-        shown = author.email if author.email and not is_group_address(email) else ""
+        shown = author.email if author.email and not (relayed or is_group_address(email)) else ""
         people.append(
             KnownName(
                 address=Address(email=shown, name=author.name),

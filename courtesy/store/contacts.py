@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, relationship, selectinload
 
 from courtesy.checks.model import Contact, ContactSource
-from courtesy.checks.names import normalise, parse_person_name
+from courtesy.checks.names import address_person_name, normalise
 from courtesy.store.base import Base, UTCDateTime, utcnow
 
 # How many contacts one lookup of by_name returns at most.
@@ -338,8 +338,12 @@ def harvest_display_names(session: Session, addresses: Iterable[tuple[str, str]]
 
     Lower trust: a contact from the address book is never touched; a
     harvested one follows the latest display name. Lists and role names
-    ("usrp-users", "Info") are not people and are skipped. Returns how many
-    rows were created or changed.
+    ("usrp-users", "Info") are not people and are skipped, and so are display
+    names that say nothing of the address's own person: a list's rewrite of a
+    poster's name ("Ann Lee via users <users@…>") and a bare lower-case local
+    part ("rcarroll <rcarroll@…>"); see :func:`address_person_name`, which
+    the name check reads display names through too. Returns how many rows
+    were created or changed.
     """
     pairs: dict[str, str] = {}
     for email, display in addresses:
@@ -347,7 +351,7 @@ def harvest_display_names(session: Session, addresses: Iterable[tuple[str, str]]
         display = " ".join(display.split())
         if not email or "@" not in email or not display or "@" in display:
             continue
-        given, family, other, nicks = parse_person_name(display)
+        given, family, other, nicks = address_person_name(email, display)
         if not (given or family or other):
             continue
         pairs[email] = display
@@ -361,7 +365,7 @@ def harvest_display_names(session: Session, addresses: Iterable[tuple[str, str]]
             continue
         if row is not None and row.name == display:
             continue
-        given, family, other, nicks = parse_person_name(display)
+        given, family, other, nicks = address_person_name(email, display)
         if row is None:
             row = ContactRow(source=str(ContactSource.HEADER), nicknames=[])
             row.emails.append(ContactEmail(email=email, position=0))

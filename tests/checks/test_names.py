@@ -10,6 +10,7 @@ from courtesy.checks.message import parse_message
 from courtesy.checks.model import (
     CheckContext,
     Contact,
+    ContactSource,
     Exceptions,
     Finding,
     MemoryAddressBook,
@@ -21,6 +22,7 @@ from courtesy.checks.names import (
     CODE_WRONG_PERSON,
     NameSettings,
     address_fits,
+    address_person_name,
     check_names,
     known_name,
     names_from_address,
@@ -93,6 +95,15 @@ def codes(name: str) -> list[str]:
         "en_full_name",  # first and last name
         "de_kurzform",  # Kathi for Katharina: a short form
         "en_short_form",  # "Christie --" for Christabel
+        # A list's rewrite of a poster's name is not the list's name (Mailman,
+        # Google Groups, Sympa "(via …)" and "(on behalf of …)").
+        "en_list_via",
+        "en_list_via_sympa",
+        "de_liste_via_google",
+        "de_liste_im_auftrag",
+        # "rcarroll <rcarroll@…>": the display name only repeats the address.
+        "en_localpart_echo",
+        "de_lokalteil_echo",
     ],
 )
 def test_no_finding(name: str) -> None:
@@ -119,6 +130,57 @@ def test_misspelled(name: str, suggestion: str) -> None:
     assert [f.code for f in findings] == [CODE_MISSPELLED]
     assert findings[0].severity == Severity.BLOCK
     assert findings[0].suggestion == suggestion
+
+
+@pytest.mark.parametrize("name", ["de_vorname_anzeige", "en_firstname_display"])
+def test_capitalised_display_name_equal_to_local_part_still_counts(name: str) -> None:
+    """``Pierre <pierre@…>`` is a name somebody wrote: "Paul" is the wrong person."""
+    assert codes(name) == [CODE_WRONG_PERSON]
+
+
+@pytest.mark.parametrize(
+    ("email", "display", "expected"),
+    [
+        ("usrp-users@lists.example", "Jerrid Plymale via USRP-users", (None, None, ())),
+        ("syzkaller@googlegroups.com", "'Dmitry Vyukov' via syzkaller", (None, None, ())),
+        ("board@club.example", "Rob Kossler (via Board)", (None, None, ())),
+        ("board@club.example", "Board (on behalf of Rob Kossler)", (None, None, ())),
+        ("rcarroll@bracepatt.example", "rcarroll", (None, None, ())),
+        ("GFergus@kanzlei.example", "gfergus", (None, None, ())),
+        ("ann+lists@x.example", "ann", (None, None, ())),
+        ("pierre@agence.example", "Pierre", (None, None, ("Pierre",))),
+        ("rcarroll@bracepatt.example", "Ron Carroll", ("Ron", "Carroll", ())),
+        ("anna@x.example", "Anna Via", ("Anna", "Via", ())),  # a surname, not a list
+    ],
+)
+def test_address_person_name(
+    email: str, display: str, expected: tuple[str | None, str | None, tuple[str, ...]]
+) -> None:
+    assert address_person_name(email, display)[:3] == expected
+
+
+@pytest.mark.parametrize(
+    "display",
+    ["Rob Kossler via USRP-users", "Rob Kossler (via Board)", "Board (on behalf of Rob Kossler)"],
+)
+def test_a_lists_rewrite_still_names_the_poster(display: str) -> None:
+    """In a quote header the poster's name counts (thread people), just not for the address."""
+    assert parse_person_name(display)[:2] == ("Rob", "Kossler")
+
+
+def test_a_harvested_list_rewrite_stored_earlier_is_ignored() -> None:
+    """A store harvested before the rule may still hold "Jerrid Plymale via USRP-users"."""
+    message = parse_message((DATA / "en_list_via.eml").read_bytes())
+    stale = Contact(
+        ("usrp-users@lists.example",),
+        "Jerrid Plymale via USRP-users",
+        "Jerrid",
+        "Plymale",
+        source=ContactSource.HEADER,
+    )
+    ctx = CheckContext(message=message, contacts=MemoryAddressBook([stale]))
+    assert check_names(ctx, NameSettings()) == []
+    assert known_name(message.to[0], "to", ctx) is None
 
 
 def test_misspelled_finding_quotes_the_salutation() -> None:

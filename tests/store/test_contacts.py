@@ -98,6 +98,34 @@ def test_harvest_never_overrides_the_address_book(sessions: sessionmaker[Session
     assert eva is not None and eva.source == ContactSource.ADDRESS_BOOK
 
 
+def test_harvest_skips_display_names_that_name_nobody(sessions: sessionmaker[Session]) -> None:
+    """A list's rewrite names a poster, not the list; a lower-case local part names nobody."""
+    with sessions.begin() as session:
+        assert (
+            harvest_display_names(
+                session,
+                [
+                    ("usrp-users@lists.example", "Jerrid Plymale via USRP-users"),
+                    ("vorstand@googlegroups.com", "'Thomas Meier' via Vorstand"),
+                    ("board@club.example", "Rob Kossler (via Board)"),
+                    ("rcarroll@bracepatt.example", "rcarroll"),
+                    ("pierre@agence.example", "Pierre"),
+                ],
+            )
+            == 1
+        )
+    book = StoreAddressBook(sessions)
+    for email in (
+        "usrp-users@lists.example",
+        "vorstand@googlegroups.com",
+        "board@club.example",
+        "rcarroll@bracepatt.example",
+    ):
+        assert book.by_email(email) is None
+    pierre = book.by_email("pierre@agence.example")
+    assert pierre is not None and pierre.given == "Pierre"
+
+
 def test_import_merges_harvested_rows(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         harvest_display_names(session, [("a@x.de", "Anna A"), ("b@x.de", "Anna B")])
