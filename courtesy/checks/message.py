@@ -35,6 +35,10 @@ _MAX_ADDRESS_TEXT = 64 * 1024
 _MAX_ADDRESSES = 1000
 _HEADER_FIELD_RE = re.compile(rb"[!-9;-~]{1,76}[ \t]*:")
 _MSGID_RE = re.compile(r"<[^<>\s]{1,998}>")
+# A msg-id some clients write without its angle brackets ("In-Reply-To:
+# 1234.5678@host"): id-left "@" id-right, no spaces, brackets or quotes.
+_BARE_MSGID_RE = re.compile(r"[^<>\s()\",;@]{1,500}@[^<>\s()\",;@]{1,496}")
+_COMMENT_RE = re.compile(r"\([^()]*\)")
 _ENCODED_WORD_RE = re.compile(r"=\?[^?\s]{1,40}\?[bBqQ]\?")
 _BOUNDARY_RE = re.compile(rb"boundary\s*=", re.IGNORECASE)
 # The end of the header block: a blank line, split right after a "\n" (always a
@@ -154,6 +158,21 @@ def _parse_address_list(raw: tuple[str, ...]) -> tuple[Address, ...]:
     return tuple(result)
 
 
+def split_ids(text: str | None) -> list[str]:
+    """The msg-ids in a Message-ID, In-Reply-To or References value, with brackets.
+
+    A value without any ``<…>`` is read as bare ids (some clients write
+    ``In-Reply-To: 1234.5678@host``): each ``left@right`` word is one,
+    bracketed so it matches the Message-ID it answers; comments and words
+    without "@" are not ids.
+    """
+    if not text:
+        return []
+    if "<" in text:
+        return _MSGID_RE.findall(text)
+    return [f"<{m}>" for m in _BARE_MSGID_RE.findall(_COMMENT_RE.sub(" ", text))]
+
+
 def _payload_text(part: Message) -> str:
     try:
         payload = part.get_payload(decode=True)
@@ -258,7 +277,7 @@ def parse_message(
             visible.add(rcpt.lower())
             bcc.append(Address(email=rcpt))
 
-    message_ids = _MSGID_RE.findall(" ".join(headers.get("message-id", [])))
+    message_ids = split_ids(" ".join(headers.get("message-id", [])))
     try:
         plain, html, types = _bodies(msg)
     except RecursionError:  # walk() recurses once per nesting level
@@ -274,8 +293,8 @@ def parse_message(
         bcc=tuple(bcc),
         subject=(headers.get("subject") or [""])[0],
         message_id=message_ids[0] if message_ids else None,
-        in_reply_to=tuple(_MSGID_RE.findall(" ".join(headers.get("in-reply-to", [])))),
-        references=tuple(_MSGID_RE.findall(" ".join(headers.get("references", [])))),
+        in_reply_to=tuple(split_ids(" ".join(headers.get("in-reply-to", [])))),
+        references=tuple(split_ids(" ".join(headers.get("references", [])))),
         content_type=msg.get_content_type(),
         headers={k: tuple(v) for k, v in headers.items()},
         body_text=body_text,

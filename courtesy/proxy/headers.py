@@ -11,7 +11,7 @@ import re
 from email.header import decode_header, make_header
 from email.utils import getaddresses
 
-from courtesy.store.inbound import split_ids
+from courtesy.checks.message import split_ids
 
 
 def header_block(content: bytes) -> bytes:
@@ -125,12 +125,6 @@ def _parse_addresses(value: str) -> list[tuple[str, str]]:
 
 
 def first_message_id(value: str | None) -> str | None:
-    if not value:
-        return None
+    """The first msg-id of a Message-ID or In-Reply-To value, bracketed (see ``split_ids``)."""
     ids = split_ids(value)
-    if not ids:
-        return None
-    first = ids[0]
-    if not first.startswith("<"):
-        first = f"<{first.strip('<>')}>"
-    return first[:998]
+    return ids[0][:998] if ids else None

@@ -51,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Result
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
+from courtesy.checks.message import split_ids as split_ids  # re-exported: one parser
 from courtesy.store.base import Base, UTCDateTime, utcnow
 from courtesy.store.held import HeldMessage, HeldState
 from courtesy.store.outgoing import OutgoingMessage
@@ -736,16 +737,6 @@ def _mark_gone(session: Session, account: str, now: datetime) -> None:
 
 
 # --- answered tracking -------------------------------------------------------------------
-
-
-_MSGID = re.compile(r"<[^<>\s]+>")
-
-
-def split_ids(text: str | None) -> list[str]:
-    """The Message-IDs in a References or In-Reply-To value, as written (with brackets)."""
-    if not text:
-        return []
-    return _MSGID.findall(text) or text.split()
 
 
 def ingest_proxy_log(session: Session) -> int:

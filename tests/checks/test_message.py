@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from courtesy.checks.message import NotAMessage, decode_header_value, parse_message
+from courtesy.checks.message import NotAMessage, decode_header_value, parse_message, split_ids
 from courtesy.checks.model import QuotedAuthor
 from courtesy.checks.quoted import parse_attribution, parse_from_value, quoted_authors
 
@@ -38,6 +38,33 @@ def test_reply_headers() -> None:
     assert msg.in_reply_to == ("<j1@example.com>",)
     assert msg.references == ("<j1@example.com>",)
     assert msg.is_reply
+
+
+def test_bare_message_ids_are_read() -> None:
+    """Some clients write In-Reply-To/References without angle brackets."""
+    msg = parse_message(load("en_bare_in_reply_to.eml"))
+    assert msg.in_reply_to == ("<20250303.4711@client.example>",)
+    assert msg.references == ("<20250301.0815@client.example>", "<20250303.4711@client.example>")
+    assert msg.is_reply
+
+
+@pytest.mark.parametrize(
+    ("value", "ids"),
+    [
+        ("<a1@host>", ["<a1@host>"]),
+        ("<a1@host> <b2@host>", ["<a1@host>", "<b2@host>"]),
+        ("a1@host", ["<a1@host>"]),
+        (" a1@host (Ann's message of Monday) ", ["<a1@host>"]),
+        ("a1@host b2@host", ["<a1@host>", "<b2@host>"]),
+        # Brackets present: only the bracketed ids, not the words around them.
+        ('Your message of "Mon" <a1@host>', ["<a1@host>"]),
+        ("Your message of Monday", []),  # no id at all
+        ("", []),
+        (None, []),
+    ],
+)
+def test_split_ids(value: str | None, ids: list[str]) -> None:
+    assert split_ids(value) == ids
 
 
 def test_encoded_words_and_8bit_headers() -> None:

@@ -17,11 +17,17 @@ from sqlalchemy import func, select
 
 from courtesy.proxy.cli import main
 from courtesy.proxy.config import Config
-from courtesy.proxy.imap import ImapAuthError, ImapCertificateError, ImapConnectionError, Mailbox
-from courtesy.proxy.poller import Poller, PollResult, poll_once, run_poller
+from courtesy.proxy.imap import (
+    FetchedHeaders,
+    ImapAuthError,
+    ImapCertificateError,
+    ImapConnectionError,
+    Mailbox,
+)
+from courtesy.proxy.poller import Poller, PollResult, poll_once, read_message, run_poller
 from courtesy.proxy.secrets import SecretError
 from courtesy.store.base import utcnow
-from courtesy.store.contacts import StoreAddressBook
+from courtesy.store.contacts import StoreAddressBook, harvest_display_names
 from courtesy.store.db import Store, open_store
 from courtesy.store.inbound import (
     InboundLocation,
@@ -490,3 +496,38 @@ def test_cli_poll_once(
         code = main(["poll", "--once", "-c", str(config)])
         out, err = capsys.readouterr()
         assert code == 2 and "refused the login" in err and "pw-XYZ-123" not in err
+
+
+def test_read_message_takes_bare_ids_and_skips_uninformative_display_names(
+    tmp_path: Path,
+) -> None:
+    """A bare In-Reply-To is still the id it answers; list rewrites and local parts name nobody."""
+    header = (
+        b'From: "Jerrid Plymale via USRP-users" <usrp-users@lists.example>\r\n'
+        b"To: rcarroll <rcarroll@bracepatt.example>, Eva Roth <eva.roth@kunde.example>\r\n"
+        b"Subject: Re: B210\r\n"
+        b"Message-ID: 4711.0815@lists.example\r\n"
+        b"In-Reply-To: 20250303.4711@bracepatt.example\r\n"
+        b"References: 20250301.1@bracepatt.example 20250303.4711@bracepatt.example\r\n"
+    )
+    reading = read_message(
+        FetchedHeaders(uid=1, flags=frozenset(), internaldate=None, header=header),
+        own=frozenset({"me@example.org"}),
+    )
+    assert reading.message.message_id == "<4711.0815@lists.example>"
+    assert reading.message.in_reply_to == "<20250303.4711@bracepatt.example>"
+    assert reading.message.references == [
+        "<20250301.1@bracepatt.example>",
+        "<20250303.4711@bracepatt.example>",
+    ]
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        with store.session() as session:
+            harvest_display_names(session, reading.names)
+        book = StoreAddressBook(store.sessions)
+        assert book.by_email("usrp-users@lists.example") is None
+        assert book.by_email("rcarroll@bracepatt.example") is None
+        eva = book.by_email("eva.roth@kunde.example")
+        assert eva is not None and (eva.given, eva.family) == ("Eva", "Roth")
+    finally:
+        store.close()
