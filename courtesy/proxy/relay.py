@@ -109,6 +109,27 @@ class Upstream(Protocol):
     async def close(self) -> None: ...
 
 
+def data_wire(content: bytes) -> bytes | None:
+    """The DATA payload as aiosmtplib would send it, made cheaply; None when it cannot be.
+
+    aiosmtplib rewrites every line ending and dot-stuffs with two regular
+    expressions (about 90 µs for a 4 KB message, a twentieth of the proxy's
+    work per message in bench/relay.py). Mail from a client arrives with CRLF
+    line ends only, and then three byte counts prove there is nothing to
+    rewrite and one replace does the stuffing. Anything else (a bare LF or
+    CR) returns None and goes through aiosmtplib unchanged.
+    """
+    crlf = content.count(b"\r\n")
+    if content.count(b"\r") != crlf or content.count(b"\n") != crlf:
+        return None
+    wire = content.replace(b"\r\n.", b"\r\n..")
+    if wire.startswith(b"."):
+        wire = b"." + wire
+    if not wire.endswith(b"\r\n"):
+        wire += b"\r\n"
+    return wire + b".\r\n"
+
+
 def _smtp_address_encoding(value: str) -> str:
     return "ascii" if value.isascii() else "utf-8"
 
@@ -168,9 +189,29 @@ class SmtpConnection:
 
     async def data(self, content: bytes) -> Reply:
         try:
-            return await self._exchange(self.smtp.data(content), " during DATA")
+            wire = data_wire(content)
+            if wire is None:
+                return await self._exchange(self.smtp.data(content), " during DATA")
+            start = await self._exchange(self.smtp.execute_command(b"DATA"), " during DATA")
+            if start.code != 354:
+                return start
+            return await self._exchange(self._send_payload(wire), " during DATA")
         finally:
             self.in_transaction = False
+
+    async def _send_payload(self, wire: bytes) -> SMTPResponse:
+        """The message after upstream's 354, as aiosmtplib's own data() sends it.
+
+        Only this transaction uses the connection, so no command lock is
+        needed; read_response is awaited right after the write, before any
+        answer can be read (the event loop runs no callback in between).
+        """
+        protocol = self.smtp.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        protocol.write(wire)
+        timeout = self.smtp.timeout
+        return await protocol.read_response(timeout=timeout)
 
     async def rset(self) -> None:
         if not self.in_transaction or not self.usable:

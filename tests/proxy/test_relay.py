@@ -10,8 +10,12 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
+from courtesy.proxy.relay import data_wire
 from courtesy.store.outgoing import OutgoingMessage
 from tests.conftest import DATA, require_tool
 from tests.servers import ProxyInThread, RecordingUpstream, proxy_config, wait_for
@@ -325,3 +329,44 @@ def test_message_over_the_size_limit_gets_552_and_the_session_goes_on(
     finally:
         proxy.stop()
     assert [r.content for r in upstream.received] == [PLAIN]
+
+
+# --- the DATA payload ------------------------------------------------------------------
+
+crlf_lines = st.lists(
+    st.sampled_from([b"", b".", b"..", b".x", b"x.", b"Hallo Herr Meier,", b" .", b"\xc3\xa4."]),
+    max_size=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(crlf_lines, st.booleans())
+def test_data_wire_matches_aiosmtplib(lines: list[bytes], final_crlf: bool) -> None:
+    """The cheap payload is byte for byte what aiosmtplib's data() would send."""
+    content = b"\r\n".join(lines) + (b"\r\n" if final_crlf else b"")
+    expected = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(content)) + b".\r\n"
+    assert data_wire(content) == expected
+
+
+@given(st.binary(max_size=200))
+def test_data_wire_leaves_bare_line_ends_to_aiosmtplib(content: bytes) -> None:
+    wire = data_wire(content)
+    if b"\n" in content.replace(b"\r\n", b"") or b"\r" in content.replace(b"\r\n", b""):
+        assert wire is None
+    else:
+        assert wire == PERIOD_REGEX.sub(b"..", normalize_message_line_endings(content)) + b".\r\n"
+
+
+def test_bare_line_feeds_are_relayed_as_crlf(proxy: ProxyInThread, upstream: RecordingUpstream):
+    """A message with bare LFs (smtplib would fix them, so sent raw) arrives with CRLFs."""
+    bare = PLAIN.replace(b"\r\n", b"\n")
+    with smtplib.SMTP(proxy.host, proxy.port, timeout=30) as client:
+        client.ehlo()
+        assert client.mail("anna@example.com")[0] == 250
+        assert client.rcpt("thomas.meier@example.org")[0] == 250
+        client.putcmd("data")
+        assert client.getreply()[0] == 354
+        client.send(bare.rstrip(b"\n") + b"\r\n.\r\n")  # the end marker needs its CRLF
+        assert client.getreply()[0] == 250
+    assert b"\n" in bare and b"\r" not in bare
+    assert upstream.received[0].content == PLAIN
