@@ -21,6 +21,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from courtesy.proxy.app import Running, start
 from courtesy.proxy.config import Config, parse_config
+from courtesy.proxy.eventloop import new_event_loop
 from courtesy.proxy.front import Inspector
 
 T = TypeVar("T")
@@ -47,7 +48,7 @@ class LoopThread:
     """An asyncio loop in a daemon thread; ``call`` runs a coroutine on it and waits."""
 
     def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()  # the product's loop (uvloop when installed)
         self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self.thread.start()
 

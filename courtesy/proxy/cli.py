@@ -7,7 +7,6 @@ exit status 2 — never a traceback. ``--debug`` shows tracebacks for bug report
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import logging
 import re
@@ -16,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from courtesy import __version__
+from courtesy.proxy import eventloop
 from courtesy.proxy.config import Config, load_config
 from courtesy.proxy.secrets import SecretError
 from courtesy.proxy.settings import ConfigError
@@ -77,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.log_level is None:
         logging.getLogger().setLevel(getattr(logging, config.log.level.upper()))
     try:
-        asyncio.run(serve(config))
+        eventloop.run(serve(config))
     except OSError as exc:
         raise UserError(str(exc)) from None
     return EXIT_OK

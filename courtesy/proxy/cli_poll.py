@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from courtesy.proxy import eventloop
 from courtesy.proxy.cli import EXIT_OK, UserError, config_from_args
 from courtesy.proxy.config import Config
 from courtesy.proxy.imap import ImapError
@@ -37,7 +38,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     store = open_store(config.store_url)
     try:
         if not args.once:
-            asyncio.run(_run_until_interrupted(config, store, run_poller))
+            eventloop.run(_run_until_interrupted(config, store, run_poller))
             return EXIT_OK
         try:
             result = poll_once(config, store)
