@@ -107,10 +107,22 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_per_message(pid: int, before: tuple[float, float], count: int) -> tuple[float, float]:
+    user, system = cpu_seconds(pid)
+    return (user - before[0]) / count, (system - before[1]) / count
+
+
+def describe_cpu(samples: list[tuple[float, float]]) -> str:
+    user = statistics.median(u for u, _ in samples) * 1000
+    system = statistics.median(s for _, s in samples) * 1000
+    return f"{user + system:.2f} ms (user {user:.2f}, system {system:.2f})"
 
 
 def write_config(folder: Path, proxy_port: int, sink_port: int, checks: bool) -> Path:
@@ -165,10 +177,10 @@ def main() -> int:
             for pair in range(args.pairs):
                 before = cpu_seconds(sink.pid)
                 d = push(sink_port, args.messages, args.clients)
-                sink_cpu.append((cpu_seconds(sink.pid) - before) / args.messages)
+                sink_cpu.append(cpu_per_message(sink.pid, before, args.messages))
                 before = cpu_seconds(proxy.pid)
                 p = push(proxy_port, args.messages, args.clients)
-                proxy_cpu.append((cpu_seconds(proxy.pid) - before) / args.messages)
+                proxy_cpu.append(cpu_per_message(proxy.pid, before, args.messages))
                 direct.append(d)
                 proxied.append(p)
                 ratios.append(p / d)
@@ -199,10 +211,8 @@ def main() -> int:
         f"  ratio proxy/direct: median {statistics.median(ratios):.2f} "
         f"(pairs: {', '.join(f'{r:.2f}' for r in ratios)})"
     )
-    print(
-        f"  CPU per message: proxy {statistics.median(proxy_cpu) * 1000:.2f} ms, "
-        f"sink (direct runs) {statistics.median(sink_cpu) * 1000:.2f} ms"
-    )
+    print(f"  CPU per message, proxy: {describe_cpu(proxy_cpu)}")
+    print(f"  CPU per message, sink (direct runs): {describe_cpu(sink_cpu)}")
     print(f"  proxy peak RSS after {sent} messages: {rss:.1f} MB")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import ssl
@@ -183,6 +184,9 @@ async def serve(
     """Run until SIGTERM or SIGINT, then shut down cleanly."""
     running = await start(config, inspector=inspector)
     announce(banner(running))
+    # Everything loaded at start (modules, config, check data) lives as long as
+    # the process: keep it out of the cyclic collector's scans.
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

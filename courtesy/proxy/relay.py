@@ -41,6 +41,9 @@ class Reply:
 
     def line(self) -> str:
         """The reply as aiosmtpd pushes it: "250 text" or "550-a\\r\\n550 b"."""
+        text = self.text
+        if text and text.isprintable() and text[-1] != " ":
+            return f"{self.code} {text}"  # one line: nothing to split or strip
         lines = self.text.splitlines() or [""]
         head = [f"{self.code}-{text}" for text in lines[:-1]]
         return "\r\n".join([*head, f"{self.code} {lines[-1]}"]).rstrip()

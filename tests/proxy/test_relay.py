@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from courtesy.proxy.relay import data_wire
+from courtesy.proxy.relay import Reply, data_wire
 from courtesy.store.outgoing import OutgoingMessage
 from tests.conftest import DATA, require_tool
 from tests.servers import ProxyInThread, RecordingUpstream, proxy_config, wait_for
@@ -370,3 +370,10 @@ def test_bare_line_feeds_are_relayed_as_crlf(proxy: ProxyInThread, upstream: Rec
         assert client.getreply()[0] == 250
     assert b"\n" in bare and b"\r" not in bare
     assert upstream.received[0].content == PLAIN
+
+
+@given(st.integers(200, 599), st.text(max_size=40))
+def test_reply_line_fast_path_is_the_general_rule(code: int, text: str) -> None:
+    lines = text.splitlines() or [""]
+    head = [f"{code}-{line}" for line in lines[:-1]]
+    assert Reply(code, text).line() == "\r\n".join([*head, f"{code} {lines[-1]}"]).rstrip()
