@@ -11,7 +11,10 @@ from sqlalchemy import select
 
 from courtesy.checks import registry
 from courtesy.checks.registry import CheckFamily
+from courtesy.proxy.inspect import ChecksInspector, build_inspector
 from courtesy.store.contacts import StoreAddressBook
+from courtesy.store.db import open_store
+from courtesy.store.held import add_exceptions
 from courtesy.store.outgoing import OutgoingMessage
 from tests.conftest import DATA
 from tests.servers import ProxyInThread, RecordingUpstream, proxy_config
@@ -121,3 +124,24 @@ def test_a_crashing_check_relays_by_default_and_is_recorded(
     (row,) = rows(proxy)
     assert row.check_errors == ["cc"]
     assert row.action == "relay"
+
+
+def test_the_proxy_reads_exceptions_fresh_for_every_message(tmp_path: Path, store_url: str):
+    """Its cheap raw read sees what another connection (the CLI, a notice) just added."""
+    config = proxy_config(tmp_path, None, store={"url": store_url})
+    store = open_store(store_url)
+    inspector = build_inspector(config, store)
+    assert isinstance(inspector, ChecksInspector)
+    try:
+        assert not inspector._exceptions().allows("thomas.meier@example.org", "greeting.missing")
+        with store.session() as session:
+            add_exceptions(session, [("thomas.meier@example.org", "greeting")], "held #1")
+        exceptions = inspector._exceptions()
+        assert exceptions.allows("thomas.meier@example.org", "greeting.missing")
+        assert not exceptions.allows("eva.weber@example.org", "greeting.missing")
+        with store.session() as session:
+            add_exceptions(session, [("*", "name.misspelled")], "cli")
+        assert inspector._exceptions().allows("eva.weber@example.org", "name.misspelled")
+    finally:
+        inspector.close()
+        store.close()
