@@ -298,17 +298,27 @@ _AMBIGUOUS_FIRST = frozenset(
 
 
 class _Token:
-    """A word or punctuation mark of a line and where it starts."""
+    """A word or punctuation mark of a line and where it starts.
 
-    __slots__ = ("start", "text")
+    ``low`` and ``is_word`` are read many times per token while a line is
+    parsed (and tokens of recurring lines are cached), so each is computed
+    once, on first use.
+    """
+
+    __slots__ = ("_is_word", "_low", "start", "text")
 
     def __init__(self, text: str, start: int) -> None:
         self.text = text
         self.start = start
+        self._low: str | None = None
+        self._is_word: bool | None = None
 
     @property
     def low(self) -> str:
-        return self.text.casefold().rstrip(".")
+        low = self._low
+        if low is None:
+            low = self._low = self.text.casefold().rstrip(".")
+        return low
 
     @property
     def stem(self) -> str:
@@ -317,7 +327,10 @@ class _Token:
 
     @property
     def is_word(self) -> bool:
-        return bool(_LETTERS_RE.match(self.text))
+        is_word = self._is_word
+        if is_word is None:
+            is_word = self._is_word = bool(_LETTERS_RE.match(self.text))
+        return is_word
 
     @property
     def capitalised(self) -> bool:

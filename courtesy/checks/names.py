@@ -619,6 +619,27 @@ def names_from_address(email: str) -> tuple[str | None, str | None]:
 def known_name(address: Address, field_name: str, ctx: CheckContext) -> KnownName | None:
     """What the strongest source knows of a recipient's name, or None."""
     contact = ctx.contacts.by_email(address.email)
+    direct = _known_directly(address, field_name, contact)
+    if direct is not None:
+        return direct
+    # A list's address in a quote header ("Ann via users-list <list@…> wrote:")
+    # names the poster, not the list.
+    group = is_group_address(address.email) or relayed_display_name(address.name)
+    quoted = None if group else quoted_name(address.email, ctx.message.quoted_authors)
+    if quoted is not None:
+        return _from_header(address, field_name, contact, quoted)
+    return _known_from_address(address, field_name, contact)
+
+
+# The sources that do not depend on the message (the contact, the display
+# name, the address) give the same answer every time the same person is
+# written to; cached like the other per-correspondent work here. The cached
+# KnownName objects are never changed after index().
+
+
+@lru_cache(maxsize=4096)
+def _known_directly(address: Address, field_name: str, contact: Contact | None) -> KnownName | None:
+    """The address book's entry, else the display name: the two strongest sources."""
     harvested_noise = (
         contact is not None
         and contact.source == ContactSource.HEADER
@@ -648,30 +669,33 @@ def known_name(address: Address, field_name: str, ctx: CheckContext) -> KnownNam
                 gender=contact.gender,
                 contact=contact,
             ).index()
-
-    def from_header(parsed: PersonName) -> KnownName:
-        g, f, o, n = parsed
-        return KnownName(
-            address=address,
-            header=field_name,
-            source=ContactSource.HEADER,
-            given=g,
-            family=f,
-            other=o,
-            nicknames=n,
-            contact=contact,
-        ).index()
-
     if address.name:
         parsed = address_person_name(address.email, address.name)
         if parsed[0] or parsed[1] or parsed[2]:
-            return from_header(parsed)
-    # A list's address in a quote header ("Ann via users-list <list@…> wrote:")
-    # names the poster, not the list.
-    group = is_group_address(address.email) or relayed_display_name(address.name)
-    quoted = None if group else quoted_name(address.email, ctx.message.quoted_authors)
-    if quoted is not None:
-        return from_header(quoted)
+            return _from_header(address, field_name, contact, parsed)
+    return None
+
+
+def _from_header(
+    address: Address, field_name: str, contact: Contact | None, parsed: PersonName
+) -> KnownName:
+    g, f, o, n = parsed
+    return KnownName(
+        address=address,
+        header=field_name,
+        source=ContactSource.HEADER,
+        given=g,
+        family=f,
+        other=o,
+        nicknames=n,
+        contact=contact,
+    ).index()
+
+
+@lru_cache(maxsize=4096)
+def _known_from_address(
+    address: Address, field_name: str, contact: Contact | None
+) -> KnownName | None:
     g, f = names_from_address(address.email)
     if g or f:
         return KnownName(
