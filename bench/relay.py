@@ -4,7 +4,14 @@ N messages of about 4 KB are pushed by K concurrent smtplib clients (separate
 processes, one connection each) (a) straight into an aiosmtpd sink and (b)
 through ``courtesy run`` into the same sink. The two are alternated for
 several pairs because this machine's speed drifts; the median ratio (b)/(a)
-is printed, with the proxy's peak RSS.
+is printed, with the proxy's peak RSS and the CPU time per message of the
+proxy and of the sink (user and system, from /proc).
+
+The messages vary (German and English, twelve people, five or six salutations
+per language, shuffled paragraphs), so checks and caches see many different
+openings and recipients rather than one message repeated; all of them pass
+the default checks, so every one is relayed. They are built before any
+timing starts: making them costs more than sending them.
 
     .venv/bin/python bench/relay.py                      # checks off
     .venv/bin/python bench/relay.py --checks             # all checks on
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import random
 import signal
 import smtplib
 import statistics
@@ -54,36 +62,118 @@ SINK = textwrap.dedent(
 )
 
 
+PEOPLE = [  # given name, family name, feminine
+    ("Thomas", "Meier", False),
+    ("Eva", "Weber", True),
+    ("Jürgen", "Müller", False),
+    ("Sarah", "Johnson", True),
+    ("Peter", "Brown", False),
+    ("Aylin", "Yılmaz", True),
+    ("Marco", "Rossi", False),
+    ("Chloé", "Dubois", True),
+    ("Lisa", "Schmitt", True),
+    ("David", "Green", False),
+    ("Katharina", "von Berg", True),
+    ("Robert", "Miller", False),
+]
+GREETINGS_DE = [
+    "Hallo {title} {last},",
+    "Sehr geehrte{r} {title} {last},",
+    "Guten Tag {title} {last},",
+    "Liebe{r} {first},",
+    "Hallo {first},",
+    "Hallo zusammen,",
+]
+GREETINGS_EN = ["Dear {title} {last},", "Hi {first},", "Hello {first},", "Dear {first},", "Hi all,"]
+SENTENCES_DE = [
+    "vielen Dank für Ihre Nachricht und die Unterlagen vom Dienstag.",
+    "Wir melden uns bis Freitag mit dem überarbeiteten Angebot.",
+    "Die Lieferung verschiebt sich leider um eine Woche.",
+    "Könnten Sie uns die Rechnungsadresse noch einmal bestätigen?",
+    "Im Anhang finden Sie das Protokoll der letzten Besprechung.",
+    "Der Termin am Donnerstag um 14 Uhr passt uns gut.",
+    "Bitte geben Sie uns Bescheid, falls sich etwas ändert.",
+    "Die Preise gelten bis zum Ende des Quartals.",
+]
+SENTENCES_EN = [
+    "thank you for your message and the documents you sent on Tuesday.",
+    "We will get back to you by Friday with the revised offer.",
+    "Unfortunately the delivery is delayed by one week.",
+    "Could you confirm the billing address once more?",
+    "Please find attached the minutes of our last meeting.",
+    "Thursday at 2 pm works well for us.",
+    "Please let us know if anything changes.",
+    "The prices are valid until the end of the quarter.",
+]
+
+
 def make_message(i: int) -> bytes:
+    """About 4 KB of plausible business mail; greeting, people and text vary per message.
+
+    Deterministic in ``i`` (direct and proxied runs send the same mail), and
+    varied so the checks see many different openings and recipients, not
+    one message over and over.
+    """
+    rng = random.Random(i)
+    to, cc = rng.sample(PEOPLE, 2)
+    german = rng.random() < 0.6
+    first, last, feminine = to
+    if german:
+        title, r = ("Frau", "") if feminine else ("Herr", "r")
+        template = rng.choice(GREETINGS_DE)
+    else:
+        title, r = ("Ms", "") if feminine else ("Mr", "")
+        template = rng.choice(GREETINGS_EN)
+    greeting = template.format(first=first, last=last, title=title, r=r)
+    sentences = SENTENCES_DE if german else SENTENCES_EN
     lines = [
         "From: Anna Schmidt <anna@example.com>",
-        "To: Thomas Meier <thomas.meier@example.org>",
-        "Cc: Eva Weber <eva.weber@example.org>",
-        f"Subject: Angebot Nr. {i}",
+        f"To: {first} {last} <{address(to)}>",
+        f"Cc: {cc[0]} {cc[1]} <{address(cc)}>",
+        f"Subject: {'Angebot' if german else 'Offer'} Nr. {i}",
         f"Message-ID: <bench-{i}@example.com>",
         "Date: Fri, 27 Nov 2026 09:00:00 +0100",
         "MIME-Version: 1.0",
         "Content-Type: text/plain; charset=utf-8",
         "",
-        "Hallo Herr Meier,",
+        greeting,
         "",
     ]
-    body = "vielen Dank für Ihre Nachricht. Wir melden uns bis Freitag mit dem Angebot. "
-    while sum(len(x) + 2 for x in lines) < 3900:
-        lines.append(body[: 60 + (len(lines) % 15)])
-    lines += ["", "Viele Grüße", "Anna Schmidt"]
+    while sum(len(x.encode()) + 2 for x in lines) < 3900:
+        paragraph = " ".join(rng.sample(sentences, 3))
+        lines += [*textwrap.wrap(paragraph, 72), ""]
+    lines += ["Viele Grüße" if german else "Best regards", "Anna Schmidt"]
     return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def recipients_of(raw: bytes) -> list[str]:
+    """The To and Cc addresses of a message made by make_message."""
+    found = []
+    for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.startswith((b"To: ", b"Cc: ")):
+            found.append(line.decode().rpartition("<")[2].rstrip(">"))
+    return found
+
+
+def address(person: tuple[str, str, bool]) -> str:
+    first, last, _ = person
+    ascii_name = f"{first}.{last}".lower().replace(" ", "")
+    for plain, fancy in (("ae", "ä"), ("oe", "ö"), ("ue", "ü"), ("e", "é"), ("i", "ı")):
+        ascii_name = ascii_name.replace(fancy, plain)
+    return f"{ascii_name}@example.org"
+
+
+# Made once before any timing (the client processes are forked and inherit
+# them): building varied mail costs more than sending it.
+MESSAGES: list[tuple[bytes, list[str]]] = []
 
 
 def client(port: int, count: int, offset: int) -> int:
     sent = 0
     with smtplib.SMTP("127.0.0.1", port, timeout=120) as smtp:
         for i in range(offset, offset + count):
-            smtp.sendmail(
-                "anna@example.com",
-                ["thomas.meier@example.org", "eva.weber@example.org"],
-                make_message(i),
-            )
+            raw, recipients = MESSAGES[i % len(MESSAGES)]
+            smtp.sendmail("anna@example.com", recipients, raw)
             sent += 1
     return sent
 
@@ -157,6 +247,10 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    for i in range(max(args.messages, 200)):
+        raw = make_message(i)
+        MESSAGES.append((raw, recipients_of(raw)))
+    multiprocessing.set_start_method("fork")  # the clients inherit MESSAGES
     with tempfile.TemporaryDirectory(prefix="courtesy-bench-") as tmp:
         folder = Path(tmp)
         sink_port, proxy_port = free_port(), free_port()
