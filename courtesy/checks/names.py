@@ -657,18 +657,18 @@ def _known_directly(address: Address, field_name: str, contact: Contact | None) 
         if not given and not family:
             given, family, other = g, f, o
         if given or family or other or nicks:
-            return KnownName(
-                address=address,
-                header=field_name,
-                source=contact.source,
-                given=given,
-                family=family,
-                other=other,
-                nicknames=nicks,
+            return _indexed(
+                address,
+                field_name,
+                contact,
+                contact.source,
+                given,
+                family,
+                other,
+                nicks,
                 salutation=contact.salutation,
                 gender=contact.gender,
-                contact=contact,
-            ).index()
+            )
     if address.name:
         parsed = address_person_name(address.email, address.name)
         if parsed[0] or parsed[1] or parsed[2]:
@@ -679,15 +679,35 @@ def _known_directly(address: Address, field_name: str, contact: Contact | None) 
 def _from_header(
     address: Address, field_name: str, contact: Contact | None, parsed: PersonName
 ) -> KnownName:
-    g, f, o, n = parsed
+    given, family, other, nicknames = parsed
+    return _indexed(
+        address, field_name, contact, ContactSource.HEADER, given, family, other, nicknames
+    )
+
+
+def _indexed(
+    address: Address,
+    field_name: str,
+    contact: Contact | None,
+    source: ContactSource,
+    given: str | None,
+    family: str | None,
+    other: tuple[str, ...] = (),
+    nicknames: tuple[str, ...] = (),
+    *,
+    salutation: str | None = None,
+    gender: str | None = None,
+) -> KnownName:
     return KnownName(
         address=address,
         header=field_name,
-        source=ContactSource.HEADER,
-        given=g,
-        family=f,
-        other=o,
-        nicknames=n,
+        source=source,
+        given=given,
+        family=family,
+        other=other,
+        nicknames=nicknames,
+        salutation=salutation,
+        gender=gender,
         contact=contact,
     ).index()
 
@@ -696,16 +716,9 @@ def _from_header(
 def _known_from_address(
     address: Address, field_name: str, contact: Contact | None
 ) -> KnownName | None:
-    g, f = names_from_address(address.email)
-    if g or f:
-        return KnownName(
-            address=address,
-            header=field_name,
-            source=ContactSource.ADDRESS,
-            given=g,
-            family=f,
-            contact=contact,
-        ).index()
+    given, family = names_from_address(address.email)
+    if given or family:
+        return _indexed(address, field_name, contact, ContactSource.ADDRESS, given, family)
     return None
 
 
