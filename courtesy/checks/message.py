@@ -41,6 +41,9 @@ _BARE_MSGID_RE = re.compile(r"[^<>\s()\",;@]{1,500}@[^<>\s()\",;@]{1,496}")
 _COMMENT_RE = re.compile(r"\([^()]*\)")
 _ENCODED_WORD_RE = re.compile(r"=\?[^?\s]{1,40}\?[bBqQ]\?")
 _BOUNDARY_RE = re.compile(rb"boundary\s*=", re.IGNORECASE)
+# A header field line as the feed parser takes it: a name of printable ASCII
+# other than ":" (not empty), then ":".
+_FIELD_NAME_RE = re.compile(r"[!-9;-~]+:")
 # The end of the header block: a blank line, split right after a "\n" (always a
 # line boundary, so both halves break into the same lines as the whole).
 _HEADER_END_RE = re.compile(r"\n\r?\n")
@@ -173,13 +176,56 @@ def split_ids(text: str | None) -> list[str]:
     return [f"<{m}>" for m in _BARE_MSGID_RE.findall(_COMMENT_RE.sub(" ", text))]
 
 
+# A Content-Type value up to this long has its reading cached (_content_type, _charset).
+_MAX_CACHED_TYPE = 1000
+
+
+def _content_type(part: Message) -> str:
+    """``part.get_content_type()``, read once per Content-Type value."""
+    value = part.get("content-type")
+    if isinstance(value, str) and len(value) <= _MAX_CACHED_TYPE:
+        # A value present decides the type alone (the default type only stands
+        # in for a missing one).
+        return _cached_type(value)
+    return part.get_content_type()
+
+
+def _charset(part: Message) -> str | None:
+    """``part.get_content_charset()``, read once per Content-Type value."""
+    value = part.get("content-type")
+    if isinstance(value, str) and len(value) <= _MAX_CACHED_TYPE:
+        return _cached_charset(value)
+    return part.get_content_charset()
+
+
+def _probe(value: str) -> Message:
+    """A message with only this Content-Type: the same readings as any part with it.
+
+    ``get_content_type`` and ``get_content_charset`` read nothing but
+    ``get("content-type")``, which returns a str value as it was stored.
+    """
+    probe = Message(policy=compat32)
+    probe["Content-Type"] = value
+    return probe
+
+
+@lru_cache(maxsize=256)
+def _cached_type(value: str) -> str:
+    return _probe(value).get_content_type()
+
+
+@lru_cache(maxsize=256)
+def _cached_charset(value: str) -> str | None:
+    return _probe(value).get_content_charset()
+
+
 def _payload_text(part: Message) -> str:
     try:
         payload = part.get_payload(decode=True)
     except Exception:
         payload = None
     if isinstance(payload, bytes):
-        return _decode_bytes(payload, part.get_content_charset())
+        return _decode_bytes(payload, _charset(part))
     raw = part.get_payload()
     return _unsurrogate(raw) if isinstance(raw, str) else ""
 
@@ -197,7 +243,7 @@ def _bodies(msg: Message) -> tuple[str, str, tuple[str, ...]]:
     for count, part in enumerate(msg.walk()):
         if count >= _MAX_PARTS:
             break
-        ctype = part.get_content_type()
+        ctype = _content_type(part)
         types.append(ctype)
         if part.is_multipart() or _is_attachment(part):
             continue
@@ -215,21 +261,70 @@ def _empty_payload(msg: Message) -> bool:
         return False
 
 
+def _header_block_message(fields: list[list[str]]) -> Message:
+    """What the feed parser makes of a simple header block (see _simple_headers)."""
+    msg = Message(policy=compat32)
+    for lines in fields:
+        msg.set_raw(*compat32.header_source_parse(lines))
+    msg.set_payload("")
+    return msg
+
+
+def _simple_headers(block: str) -> list[list[str]] | None:
+    """The lines of each header field in ``block``, or None when the feed parser must read it.
+
+    Simple is the usual block: lines end in CRLF or LF (no lone CR), every line
+    is a field ("Name: value", the name in printable ASCII without ":") or
+    continues one (starts with a blank), and the blank line ends it. The feed
+    parser then stores each field as compat32's ``header_source_parse`` of its
+    lines, with no defects and an empty payload. A "From " line, a first line
+    that continues nothing, a line without a field name and the like go to the
+    feed parser.
+    """
+    if "\r" in block and block.count("\r") != block.count("\r\n"):
+        return None
+    pieces = block.split("\n")
+    # The block ends in "\n", "\r\n" or "\n\n": the last piece is empty, the one
+    # before it the blank line that ends the block.
+    if len(pieces) < 3 or pieces[-1] or pieces[-2] not in ("", "\r"):
+        return None
+    fields: list[list[str]] = []
+    for piece in pieces[:-2]:
+        line = piece + "\n"
+        if piece[:1] in (" ", "\t"):
+            if not fields:
+                return None
+            fields[-1].append(line)
+        elif piece.startswith("From ") or _FIELD_NAME_RE.match(piece) is None:
+            return None
+        else:
+            fields.append([line])
+    return fields
+
+
 def _parse(raw: bytes) -> Message:
     """``raw`` as a compat32 :class:`Message`.
 
     A single-part message (the usual case) has its header block parsed alone and
     the rest set as its payload: exactly what the feed parser makes of it, without
-    walking the body line by line (half of the parse time of a 4 KB message).
+    walking the body line by line (half of the parse time of a 4 KB message). A
+    simple header block (_simple_headers) is read without the feed parser too.
     """
     text = raw.decode("ascii", errors="surrogateescape")  # as BytesParser does
     end = _HEADER_END_RE.search(text)
     if end is not None:
-        msg = Parser(policy=compat32).parsestr(text[: end.end()], headersonly=True)
+        block = text[: end.end()]
+        fields = _simple_headers(block)
+        if fields is not None:
+            msg = _header_block_message(fields)
+            empty = True
+        else:
+            msg = Parser(policy=compat32).parsestr(block, headersonly=True)
+            empty = _empty_payload(msg)
         # The header block ended at that blank line (nothing of the body in this
         # half), and the type is not multipart or message/*: the payload is then
         # every line after it, joined as they came.
-        if _empty_payload(msg) and msg.get_content_maintype() not in _NESTED:
+        if empty and _content_type(msg).split("/")[0] not in _NESTED:
             msg.set_payload(text[end.end() :])
             return msg
     parser = BytesParser(policy=compat32)
@@ -295,7 +390,7 @@ def parse_message(
         message_id=message_ids[0] if message_ids else None,
         in_reply_to=tuple(split_ids(" ".join(headers.get("in-reply-to", [])))),
         references=tuple(split_ids(" ".join(headers.get("references", [])))),
-        content_type=msg.get_content_type(),
+        content_type=types[0],  # msg.get_content_type(): walk() starts at msg
         headers={k: tuple(v) for k, v in headers.items()},
         body_text=body_text,
         new_text=parts.text,

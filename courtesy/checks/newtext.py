@@ -521,9 +521,51 @@ _CLOSER_STARTS = _SEPARATOR_STARTS | {">"}
 _ELLIPSES = ("...", "…")
 
 
+# A line that starts with one of _CLOSER_STARTS, and a line that ends in an
+# ellipsis (blanks after it allowed, as line.rstrip() drops them).
+_CLOSER_LINE_RE = re.compile(r"\n[" + re.escape("".join(sorted(_CLOSER_STARTS))) + "]")
+_ELLIPSIS_END_RE = re.compile(r"(?:\.\.\.|…)[^\S\n]*(?:\n|\Z)")
+
+
+def _all_prose(text: str) -> bool:
+    """Whether every line of the normalised ``text`` is the author's own, by its first test.
+
+    That test in _split_quotes takes a line whole when it does not start with
+    one of _CLOSER_STARTS, neither it nor the next line holds a ":", it holds
+    no "@" and it does not end in an ellipsis. When no line of the text can
+    fail it, the split has nothing to do: a few scans of the whole text
+    decide that instead of several tests per line.
+    """
+    return not (
+        ":" in text
+        or "@" in text
+        or text[:1] in _CLOSER_STARTS
+        or _CLOSER_LINE_RE.search(text) is not None
+        or (("..." in text or "…" in text) and _ELLIPSIS_END_RE.search(text) is not None)
+    )
+
+
 def split_plain(text: str) -> NewText:
     """Split a plain-text body into new text, quoted text and signature."""
-    lines = _normalise(text).split("\n")
+    normal = _normalise(text)
+    lines = normal.split("\n")
+    quoted: list[str]
+    if _all_prose(normal):
+        # Ordinary prose (the usual new mail): every line is the author's own.
+        own, quoted = lines, []
+    else:
+        own, quoted = _split_quotes(lines)
+    body, signature, closing = _split_signature(own)
+    return NewText(
+        text=_strip_blank(body),
+        quoted="\n".join(quoted).strip(),
+        signature="\n".join(signature).strip(),
+        closing=closing,
+    )
+
+
+def _split_quotes(lines: list[str]) -> tuple[list[str], list[str]]:
+    """The author's own lines and the quoted lines, in their order."""
     own: list[str] = []
     quoted: list[str] = []
     n = len(lines)
@@ -576,13 +618,7 @@ def split_plain(text: str) -> NewText:
         i += 1
     if cut < n:
         quoted.extend(lines[cut:])
-    body, signature, closing = _split_signature(own)
-    return NewText(
-        text=_strip_blank(body),
-        quoted="\n".join(quoted).strip(),
-        signature="\n".join(signature).strip(),
-        closing=closing,
-    )
+    return own, quoted
 
 
 _NAME_LINE_RE = re.compile(r"[\w.'’ -]{1,40}")
@@ -637,7 +673,7 @@ def _split_signature(lines: list[str]) -> tuple[list[str], list[str], str]:
 
 
 def _strip_blank(lines: list[str]) -> str:
-    return "\n".join(line.rstrip() for line in lines).strip("\n").strip()
+    return "\n".join(map(str.rstrip, lines)).strip("\n").strip()
 
 
 # --- HTML -------------------------------------------------------------------------
