@@ -64,6 +64,7 @@ from courtesy.checks.names import (
     _recipients,
     address_person_name,
     check_names,
+    first_given_name,
     normalise,
     well_known_nickname,
 )
@@ -199,7 +200,9 @@ class HarvestedBook:
         self._by_name: dict[str, list[Contact]] = {}
         for versions in seen.values():
             for _file, contact in versions:
-                for name in (contact.name, contact.given, contact.family, *contact.nicknames):
+                first = first_given_name(contact.given)  # the store's keys: "Anna" of "Anna Maria"
+                names = (contact.name, contact.given, first, contact.family, *contact.nicknames)
+                for name in names:
                     key = normalise(name or "")
                     if key:
                         self._by_name.setdefault(key, []).append(contact)

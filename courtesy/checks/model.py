@@ -116,9 +116,11 @@ class MemoryAddressBook:
             known = self._by_email.get(key)
             if known is None or _rank(contact.source) < _rank(known.source):
                 self._by_email[key] = contact
-        for name in (contact.name, contact.given, contact.family, *contact.nicknames):
-            if name:
-                self._by_name.setdefault(name.casefold(), []).append(contact)
+        # The first given name too: "Anna" finds "Anna Maria" (middle names are kept in given).
+        first = contact.given.split()[0] if contact.given and contact.given.split() else None
+        names = (contact.name, contact.given, first, contact.family, *contact.nicknames)
+        for name in dict.fromkeys(n.casefold() for n in names if n):
+            self._by_name.setdefault(name, []).append(contact)
 
     def by_email(self, email: str) -> Contact | None:
         return self._by_email.get(email.lower())

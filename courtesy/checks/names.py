@@ -207,6 +207,8 @@ PARTICLES = frozenset(
     }
 )
 _CONNECTORS = frozenset({"und", "and", "oder", "or", "et", "y", "e", "en", "&"})
+# Generational and professional suffixes after a family name ("Mark Davis Jr.").
+_SUFFIXES = frozenset({"jr", "ii", "iii", "iv", "esq"})
 
 # Display names and address parts that name a list, team or role, not a person.
 _GROUP_WORDS = frozenset(
@@ -427,6 +429,11 @@ class KnownName:
         return bool(self.family or self.other)
 
     @property
+    def first_given(self) -> str | None:
+        """The first of the given names ("Mark" of "Mark Dana")."""
+        return first_given_name(self.given)
+
+    @property
     def display(self) -> str:
         if self.contact is not None and self.contact.name:
             return self.contact.name
@@ -443,6 +450,8 @@ class KnownName:
         for nick in self.nicknames:
             add(nick, "nick")
         if self.given:
+            # Every given name, middle names too: many people go by their
+            # middle name ("Dana" for Mark Dana Davis).
             add(self.given, "given")
             for part in re.split(r"[\s-]+", self.given):
                 add(part, "given")
@@ -453,11 +462,37 @@ class KnownName:
                 add(part, "family")
             if self.given:
                 add(f"{self.given} {family}", "full")
+                add(f"{self.first_given} {family}", "full")
         for name in self.other:
             add(name, "other")
             for part in re.split(r"[\s-]+", name):
                 add(part, "other")
         return self
+
+
+def first_given_name(given: str | None) -> str | None:
+    """The first of a person's given names: "Anna" of "Anna Maria", "Hans-Peter" itself."""
+    if not given:
+        return None
+    words = given.split()
+    return words[0] if words else None
+
+
+def given_names(*parts: str | None) -> str | None:
+    """Given and middle names as one given name, initials left out.
+
+    ``given_names("John", "F.")`` is "John", ``given_names("Mark", "Dana")``
+    "Mark Dana": a middle initial is no form of address, a middle name may
+    be the one the person goes by.
+    """
+    words = [
+        word
+        for part in parts
+        if part
+        for word in part.split()
+        if len(_clean(word).replace("-", "")) > 1 and any(c.isalpha() for c in word)
+    ]
+    return " ".join(words) or None
 
 
 def _strip_particles(name: str) -> str:
@@ -480,10 +515,12 @@ def parse_person_name(display: str) -> PersonName:
     """(given, family, other, nicknames) from a display or full name; empty when not a person.
 
     Understands "Last, First", "First Middle Last", particles ("Marcus van der
-    Berg"), a quoted nickname ("Jingming 'Marshall' Yan"), titles and a
-    list's rewrite of a poster's name (" via List", " (via List)", "List (on
-    behalf of Name)": the poster's name; :func:`address_person_name` says
-    whether it is the address's); drops initials.
+    Berg"), a quoted nickname ("Jingming 'Marshall' Yan"), titles, suffixes
+    ("Jr.") and a list's rewrite of a poster's name (" via List", " (via
+    List)", "List (on behalf of Name)": the poster's name;
+    :func:`address_person_name` says whether it is the address's). Middle
+    names stay in the given name ("Mark Dana" of "Davis, Mark Dana" and of
+    "Mark Dana Davis"): many people go by theirs. Initials are dropped.
     """
     text = unicodedata.normalize("NFC", display).strip().strip("\"'")
     if not text or "@" in text:
@@ -506,7 +543,7 @@ def parse_person_name(display: str) -> PersonName:
     for token in text.split():
         bare = _clean(token)
         low = bare.casefold()
-        if not bare or low in FORMS or low in TITLES:
+        if not bare or low in FORMS or low in TITLES or low in _SUFFIXES:
             continue
         if len(bare.replace("-", "")) <= 1 or not any(c.isalpha() for c in bare):
             continue  # initials, numbers
@@ -526,7 +563,7 @@ def parse_person_name(display: str) -> PersonName:
         if words[i].casefold() in PARTICLES:
             start = i
             break
-    given = words[0]
+    given = " ".join(words[:start])
     family = " ".join(words[start:])
     return given, family, (), nicks
 
@@ -656,6 +693,8 @@ def _known_directly(address: Address, field_name: str, contact: Contact | None) 
         nicks = tuple(dict.fromkeys((*contact.nicknames, *n)))
         if not given and not family:
             given, family, other = g, f, o
+        elif _middle_names_added(g, f, given, family):
+            given = g  # "Mark" / "Davis" booked, "Mark Dana Davis" the full name
         if given or family or other or nicks:
             return _indexed(
                 address,
@@ -674,6 +713,27 @@ def _known_directly(address: Address, field_name: str, contact: Contact | None) 
         if parsed[0] or parsed[1] or parsed[2]:
             return _from_header(address, field_name, contact, parsed)
     return None
+
+
+def _middle_names_added(
+    parsed_given: str | None,
+    parsed_family: str | None,
+    given: str | None,
+    family: str | None,
+) -> bool:
+    """Whether a contact's full name is its booked given and family name plus middle names.
+
+    An address book (and a display name harvested before middle names were
+    kept) may record "Mark" and "Davis" while the full name says "Mark Dana
+    Davis" or "Davis, Mark Dana".
+    """
+    if not (parsed_given and parsed_family and given and family):
+        return False
+    if normalise(_strip_particles(parsed_family)) != normalise(_strip_particles(family)):
+        return False
+    booked = normalise(given).split()
+    parsed = normalise(parsed_given).split()
+    return len(parsed) > len(booked) and parsed[: len(booked)] == booked
 
 
 def _from_header(
@@ -771,7 +831,7 @@ def address_fits(email: str, given: str, family: str, initials: frozenset[str]) 
     joined = re.sub(r"[^a-z]", "", normalise(local))
     fam = re.sub(r"[^a-z]", "", normalise(_strip_particles(family)))
     full_fam = re.sub(r"[^a-z]", "", normalise(family))
-    first = re.sub(r"[^a-z]", "", normalise(given))
+    first = re.sub(r"[^a-z]", "", normalise(first_given_name(given) or ""))
     if len(fam) < 3 or not joined:
         return False
     for surname in {fam, full_fam}:
@@ -1407,7 +1467,7 @@ def _address_as(name: WrittenName, known: KnownName) -> str | None:
     """How the first recipient would be named in the same style."""
     if name.form:
         return known.family or (known.other[0] if known.other else None)
-    return known.given or (known.other[0] if known.other else None) or known.family
+    return known.first_given or (known.other[0] if known.other else None) or known.family
 
 
 def check_names(ctx: CheckContext, settings: NameSettings) -> list[Finding]:

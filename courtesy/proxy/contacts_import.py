@@ -19,7 +19,7 @@ from pathlib import Path
 import vobject
 
 from courtesy.checks.model import Contact, ContactSource
-from courtesy.checks.names import FORMS, parse_person_name
+from courtesy.checks.names import FORMS, given_names, parse_person_name
 
 # (records done, records in total); total is 0 when unknown.
 Progress = Callable[[int, int], None]
@@ -142,7 +142,9 @@ def _contact_from_vcard(card: object, raw_nicknames: Sequence[str] = ()) -> Cont
     fn = next((str(v).strip() for v in _values(card, "fn") if v), "")
     given = family = prefix = None
     for n in _values(card, "n"):
-        given = _join(getattr(n, "given", "")) or None
+        # Given and additional (middle) names: a person may go by either.
+        first = _join(getattr(n, "given", ""))
+        given = given_names(first, _join(getattr(n, "additional", ""))) or first or None
         family = _join(getattr(n, "family", "")) or None
         prefix = _join(getattr(n, "prefix", "")) or None
         break
@@ -216,6 +218,7 @@ def _clean_emails(values: Iterator[str] | Sequence[str]) -> tuple[str, ...]:
 class _CsvFormat:
     name: str
     given: tuple[str, ...]
+    middle: tuple[str, ...]
     family: tuple[str, ...]
     display: tuple[str, ...]
     nickname: tuple[str, ...]
@@ -229,6 +232,7 @@ class _CsvFormat:
 _GOOGLE = _CsvFormat(
     name="google",
     given=("First Name", "Given Name"),
+    middle=("Middle Name", "Additional Name"),
     family=("Last Name", "Family Name"),
     display=("Name", "File As"),
     nickname=("Nickname",),
@@ -240,6 +244,7 @@ _GOOGLE = _CsvFormat(
 _OUTLOOK = _CsvFormat(
     name="outlook",
     given=("First Name", "Vorname"),
+    middle=("Middle Name", "Weitere Vornamen"),
     family=("Last Name", "Nachname"),
     display=("E-mail Display Name", "E-Mail: Angezeigter Name", "Name"),
     nickname=("Nickname", "Spitzname"),
@@ -257,6 +262,7 @@ _OUTLOOK = _CsvFormat(
 _THUNDERBIRD = _CsvFormat(
     name="thunderbird",
     given=("First Name", "Vorname"),
+    middle=(),
     family=("Last Name", "Nachname"),
     display=("Display Name", "Anzeigename"),
     nickname=("Nickname", "Spitzname"),
@@ -353,6 +359,8 @@ def _contact_from_row(
     if not emails:
         return None
     given = _cell(row, columns, fmt.given) or None
+    if given:
+        given = given_names(given, _cell(row, columns, fmt.middle)) or given
     family = _cell(row, columns, fmt.family) or None
     display = _cell(row, columns, fmt.display)
     if "@" in display:

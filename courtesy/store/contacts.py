@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, relationship, selectinload
 
 from courtesy.checks.model import Contact, ContactSource
-from courtesy.checks.names import address_person_name, normalise
+from courtesy.checks.names import address_person_name, first_given_name, normalise
 from courtesy.store.base import Base, UTCDateTime, utcnow
 
 # How many contacts one lookup of by_name returns at most.
@@ -133,8 +133,12 @@ def _name_keys(row: ContactRow) -> set[str]:
     for value in (row.name, given, family, *(row.nicknames or ())):
         if value:
             keys.add(normalise(value))
+    first = first_given_name(given)
+    if first:
+        keys.add(normalise(first))  # "Anna" of "Anna Maria"
     if given and family:
         keys.add(normalise(f"{given} {family}"))
+        keys.add(normalise(f"{first} {family}"))
     return {k[:255] for k in keys if k}
 
 

@@ -24,6 +24,7 @@ from courtesy.checks.names import (
     address_fits,
     address_person_name,
     check_names,
+    given_names,
     known_name,
     names_from_address,
     normalise,
@@ -58,6 +59,14 @@ def book() -> MemoryAddressBook:
                 "Jonathan",
                 "Quill",
                 skip_checks=frozenset({"name"}),
+            ),
+            # Booked as "Katrin" / "Brändle"; the full name has her middle name.
+            Contact(
+                ("k.braendle@kunde.de",),
+                "Katrin Sophie Brändle",
+                "Katrin",
+                "Brändle",
+                salutation="Frau",
             ),
         ]
     )
@@ -104,6 +113,11 @@ def codes(name: str) -> list[str]:
         # "rcarroll <rcarroll@…>": the display name only repeats the address.
         "en_localpart_echo",
         "de_lokalteil_echo",
+        # Middle names are forms of address: many people go by theirs.
+        "en_middle_name",  # "Hi Dana" to Mark Dana Davis
+        "en_middle_name_family_first",  # "Dana," to "Davis, Mark Dana"
+        "de_zweiter_vorname",  # "Hallo Maria" an "Müller, Anna Maria"
+        "de_zweiter_vorname_buch",  # the address book's full name has the middle name
     ],
 )
 def test_no_finding(name: str) -> None:
@@ -123,6 +137,10 @@ def test_no_finding(name: str) -> None:
         # One slip in a short form: more than two edits from the booked name itself.
         ("de_kurzform_tippfehler", "Kathi"),
         ("en_short_form_typo", "Christie"),  # "Chrsitie -- does ...": found as a vocative too
+        # A middle name does not hide a slip in the first name, and is checked itself.
+        ("en_middle_name_first_typo", "John"),  # "Hi Jhon" to John Fitzgerald Kennedy
+        ("en_middle_initial_typo", "John"),  # "Hi Jhon" to John F. Kennedy
+        ("de_zweiter_vorname_tippfehler", "Maria"),  # "Hallo Mraia" an Anna Maria Müller
     ],
 )
 def test_misspelled(name: str, suggestion: str) -> None:
@@ -196,6 +214,37 @@ def test_all_lowercase_is_a_warning() -> None:
     assert finding.code == CODE_MISSPELLED
     assert finding.severity == Severity.WARN
     assert finding.suggestion == "Meier"
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [
+        ("en_middle_name_wrong", "Mark"),  # the first given name, not "Mark Dana"
+        ("en_middle_initial_wrong", "John"),  # "Hi Frank" to John F.: an initial adds nothing
+        ("de_zweiter_vorname_falsch", "Anna"),
+    ],
+)
+def test_wrong_person_with_middle_names(name: str, suggestion: str) -> None:
+    findings = run(name)
+    assert [f.code for f in findings] == [CODE_WRONG_PERSON]
+    assert findings[0].suggestion == suggestion
+
+
+def test_middle_name_from_the_book_only() -> None:
+    """The header says "Brändle, Katrin"; only the book's full name knows Sophie."""
+    message = parse_message((DATA / "de_zweiter_vorname_buch.eml").read_bytes())
+    ctx = CheckContext(message=message, contacts=MemoryAddressBook())
+    assert [f.code for f in check_names(ctx, NameSettings())] == [CODE_WRONG_PERSON]
+
+
+def test_full_name_of_someone_else_adds_no_middle_name() -> None:
+    """The booked given name gains middle names only from a full name with the same surname."""
+    message = parse_message((DATA / "de_zweiter_vorname_buch.eml").read_bytes())
+    contacts = MemoryAddressBook(
+        [Contact(("k.braendle@kunde.de",), "Katrin Sophie Weber", "Katrin", "Brändle")]
+    )
+    ctx = CheckContext(message=message, contacts=contacts)
+    assert [f.code for f in check_names(ctx, NameSettings())] == [CODE_WRONG_PERSON]
 
 
 def test_wrong_person_names_the_person_the_book_knows() -> None:
@@ -290,6 +339,14 @@ def test_parse_written_splits_persons() -> None:
         ("Marcus D. Leech", "Marcus", "Leech", ()),
         ("Jingming 'Marshall' Yan", "Jingming", "Yan", ("Marshall",)),
         ("Jan van der Berg", "Jan", "van der Berg", ()),
+        ("Davis, Mark Dana", "Mark Dana", "Davis", ()),
+        ("Mark Dana Davis", "Mark Dana", "Davis", ()),
+        ("Müller, Anna Maria", "Anna Maria", "Müller", ()),
+        ("John F. Kennedy", "John", "Kennedy", ()),
+        ("Ludwig Mies van der Rohe", "Ludwig Mies", "van der Rohe", ()),
+        ("van der Berg, Jan Pieter", "Jan Pieter", "van der Berg", ()),
+        ("Mark Davis Jr.", "Mark", "Davis", ()),
+        ("Prof. Dr. Hans Peter Meier", "Hans Peter", "Meier", ()),
         ("Rob Kossler via USRP-users", "Rob", "Kossler", ()),
         ("usrp-users", None, None, ()),
         ("GNURadio Discussion List", None, None, ()),
@@ -315,6 +372,29 @@ def test_parse_person_name(
 )
 def test_names_from_address(email: str, expected: tuple[str | None, str | None]) -> None:
     assert names_from_address(email) == expected
+
+
+def test_given_names() -> None:
+    assert given_names("Mark", "Dana") == "Mark Dana"
+    assert given_names("John", "F.") == "John"  # a middle initial is no form of address
+    assert given_names("J.", "Fitzgerald") == "Fitzgerald"
+    assert given_names("Hans-Peter", "") == "Hans-Peter"
+    assert given_names("", None) is None
+
+
+def test_known_name_indexes_middle_names_as_given_names() -> None:
+    message = parse_message((DATA / "en_middle_name.eml").read_bytes())
+    known = known_name(message.to[0], "to", CheckContext(message, MemoryAddressBook()))
+    assert known is not None
+    assert known.roles["dana"] == known.roles["mark"] == "given"
+    assert known.roles["mark davis"] == known.roles["mark dana davis"] == "full"
+    assert known.first_given == "Mark"
+
+
+def test_by_name_finds_a_contact_by_its_first_given_name() -> None:
+    contact = Contact(("a.mueller@kunde.de",), "Anna Maria Müller", "Anna Maria", "Müller")
+    contacts = MemoryAddressBook([contact])
+    assert contacts.by_name("Anna") == contacts.by_name("anna maria") == (contact,)
 
 
 def test_normalise() -> None:
@@ -473,6 +553,8 @@ def test_a_list_address_does_not_take_the_posters_name() -> None:
         ("wahlj@x.com", "Jennifer", "Wahl", "jw", True),
         ("jenniferwahl@x.com", "Jennifer", "Wahl", "jw", True),
         ("jennifer.wahl@x.com", "Jennifer", "Wahl", "jw", True),
+        ("markdavis@x.com", "Mark Dana", "Davis", "mdd", True),  # the first given name counts
+        ("mddavis@x.com", "Mark Dana", "Davis", "mdd", True),
         ("kwahl@x.com", "Jennifer", "Wahl", "jw", False),  # initial of somebody else
         ("jwahl@x.com", "Jennifer", "Wall", "jw", False),
         ("patchvonbraun@x.com", "Marcus", "Leech", "mdl", False),

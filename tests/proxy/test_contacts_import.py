@@ -78,7 +78,7 @@ def test_outlook_csv_english_and_german_windows_1252() -> None:
     assert german.format == "outlook"
     greta = by_email(german)["greta.mueller@obst.example"]
     assert (greta.given, greta.family, greta.salutation, greta.gender) == (
-        "Greta",
+        "Greta Maria",  # "Weitere Vornamen": a middle name is a given name too
         "Müller",
         "Frau",
         "F",
@@ -107,3 +107,31 @@ def test_progress_callback() -> None:
         (DATA / "v4.vcf").read_text(), progress=lambda done, total: seen.append((done, total))
     )
     assert seen == [(1, 2), (2, 2)]
+
+
+def test_middle_names_join_the_given_name_initials_do_not() -> None:
+    """vCard N additional names and the CSV middle-name columns: a person may go by one."""
+    cards = parse_contacts(
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Davis;Mark;Dana;;\r\nFN:Mark Davis\r\n"
+        "EMAIL:mdavis@client.example\r\nEND:VCARD\r\n"
+        "BEGIN:VCARD\r\nVERSION:4.0\r\nN:Kennedy;John;F.;;\r\nFN:John F. Kennedy\r\n"
+        "EMAIL:jfk@client.example\r\nEND:VCARD\r\n"
+    )
+    contacts = by_email(cards)
+    assert (contacts["mdavis@client.example"].given, contacts["mdavis@client.example"].family) == (
+        "Mark Dana",
+        "Davis",
+    )
+    assert contacts["jfk@client.example"].given == "John"
+    outlook = parse_contacts(
+        "First Name,Middle Name,Last Name,E-mail Address\r\n"
+        "Anna,Maria,Müller,a.mueller@kunde.de\r\n"
+        "John,F.,Kennedy,jfk@client.example\r\n"
+    )
+    assert by_email(outlook)["a.mueller@kunde.de"].given == "Anna Maria"
+    assert by_email(outlook)["jfk@client.example"].given == "John"
+    german = parse_contacts(
+        '"Vorname";"Weitere Vornamen";"Nachname";"E-Mail-Adresse"\r\n'
+        '"Katrin";"Sophie";"Brändle";"k.braendle@kunde.de"\r\n'
+    )
+    assert by_email(german)["k.braendle@kunde.de"].given == "Katrin Sophie"

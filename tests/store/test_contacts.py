@@ -66,6 +66,20 @@ def test_by_email_and_by_name(sessions: sessionmaker[Session]) -> None:
     assert book.by_name("Mueller") == ()
 
 
+def test_middle_names_kept_and_the_first_given_name_found(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A harvested "Davis, Mark Dana" keeps Dana; by_name still finds Mark and Mark Davis."""
+    with sessions.begin() as session:
+        harvest_display_names(session, [("mdavis@client.example", "Davis, Mark Dana")])
+    book = StoreAddressBook(sessions)
+    found = book.by_email("mdavis@client.example")
+    assert found is not None
+    assert (found.given, found.family) == ("Mark Dana", "Davis")
+    for name in ("Mark", "Mark Dana", "Mark Davis", "Mark Dana Davis"):
+        assert [c.emails[0] for c in book.by_name(name)] == ["mdavis@client.example"], name
+
+
 def test_harvest_never_overrides_the_address_book(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         upsert_contacts(session, [MEIER])
