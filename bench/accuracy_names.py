@@ -390,6 +390,10 @@ def evaluate(corpus: Path, seed: int = 20250304, harvested: bool = True) -> Resu
                     f"({copy_name}) {label['file']} {word} -> {replacement}: missed"
                     + ("" if decidable else " (undecidable)")
                 )
+            elif expected not in codes:
+                results.details.append(
+                    f"({copy_name}) {label['file']} {word} -> {replacement}: found as {codes}"
+                )
     return results
 
 
