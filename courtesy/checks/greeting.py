@@ -612,16 +612,25 @@ def _parse_line(
 
 
 def _lines(text: str) -> Iterable[tuple[int, str]]:
-    """(offset, line) of the first lines of ``text`` that hold anything."""
+    """(offset, line) of the first lines of ``text`` that hold anything.
+
+    Walks the text line by line instead of splitting all of it: only the
+    opening lines are wanted.
+    """
     offset = 0
     seen = 0
-    for line in text.split("\n"):
+    size = len(text)
+    while offset <= size:
+        end = text.find("\n", offset)
+        if end < 0:
+            end = size
+        line = text[offset:end]
         if line.strip():
             yield offset, line
             seen += 1
             if seen >= _MAX_LEAD_LINES:
                 return
-        offset += len(line) + 1
+        offset = end + 1
         if offset > 20 * _MAX_LINE:
             return
 

@@ -24,6 +24,7 @@ per-language attribution patterns are used, one short line at a time.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -641,11 +642,20 @@ def _may_cut(head: str) -> bool:
     return first.isspace() or first in "-—_" or _SENT_FROM_HEAD_RE.match(head) is not None
 
 
+# First characters of a line that _may_cut always refuses: ASCII letters and
+# digits that begin none of the "Sent from" phrases. Testing them inline spares
+# most lines a call; anything else (a blank, a dash, a non-ASCII letter that may
+# fold to one of those initials) still goes through _may_cut.
+_PLAIN_STARTS = frozenset(
+    c for c in string.ascii_letters + string.digits if c.lower() not in "sgvei"
+)
+
+
 def _split_signature(lines: list[str]) -> tuple[list[str], list[str], str]:
     """Cut the signature off the author's lines: "-- ", "Sent from …", closing + name."""
     first_text = next((k for k, line in enumerate(lines) if line.strip()), len(lines))
     for k, line in enumerate(lines):
-        if not _may_cut(line[:3]):
+        if line[:1] in _PLAIN_STARTS or not _may_cut(line[:3]):
             continue
         stripped = line.strip()
         if k > first_text and stripped in ("--", "-- ", "—", "__"):

@@ -333,3 +333,23 @@ def test_content_type_readings_match_the_stdlib(value: str, present: bool) -> No
     part.set_raw("Subject", "x")
     assert _reading(lambda: message._content_type(part)) == _reading(part.get_content_type)
     assert _reading(lambda: message._charset(part)) == _reading(part.get_content_charset)
+
+
+# --- the signature cut: lines whose first character rules out a cut ------------
+
+
+@PROPERTY
+@given(st.text(min_size=1, max_size=3))
+def test_plain_line_starts_are_never_cut_points(head: str) -> None:
+    """_split_signature skips a line by its first character only where _may_cut would."""
+    if head[:1] in newtext._PLAIN_STARTS:
+        assert not newtext._may_cut.__wrapped__(head)
+
+
+def test_every_ascii_start_agrees_with_may_cut() -> None:
+    for first in map(chr, range(32, 127)):
+        for rest in ("en", "et", "es", "on", "er", "nv", "xx", "  "):
+            head = first + rest
+            if first in newtext._PLAIN_STARTS:
+                assert not newtext._may_cut.__wrapped__(head), head
+    assert newtext._may_cut.__wrapped__("Sen") and "S" not in newtext._PLAIN_STARTS

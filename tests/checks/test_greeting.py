@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from courtesy.checks import greeting
 from courtesy.checks.greeting import (
     CODE_MISSING,
     GreetingSettings,
@@ -198,3 +199,29 @@ def test_long_first_line_is_fast() -> None:
     find_salutation(line)
     find_salutation("Jeff" + "-" * 100000)
     assert time.perf_counter() - started < 0.5
+
+
+def _lines_by_split(text: str) -> list[tuple[int, str]]:
+    """The opening lines as the first version found them: split the whole text."""
+    found: list[tuple[int, str]] = []
+    offset = 0
+    for line in text.split("\n"):
+        if line.strip():
+            found.append((offset, line))
+            if len(found) >= greeting._MAX_LEAD_LINES:
+                break
+        offset += len(line) + 1
+        if offset > 20 * greeting._MAX_LINE:
+            break
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["", " ", "\t", "Hallo Anna,", "x" * 400, "\u2028", "Hi"]), max_size=40
+    )
+)
+def test_opening_lines_walk_matches_splitting(parts: list[str]) -> None:
+    text = "\n".join(parts)
+    assert list(greeting._lines(text)) == _lines_by_split(text)
