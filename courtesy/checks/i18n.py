@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-LANGUAGES = ("de", "en")
-
 Texts = Mapping[str, Mapping[str, str]]
 
 

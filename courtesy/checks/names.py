@@ -290,7 +290,6 @@ _TRANSLIT = str.maketrans(
         "ı": "i",
     }
 )
-_SPLIT = re.compile(r"[\s,;:/+]+")
 _NICK_QUOTED = re.compile(r"[\"'“”‘’(]([^\"'“”‘’()]{2,30})[\"'“”‘’)]")
 
 

@@ -622,9 +622,6 @@ def _split_quotes(lines: list[str]) -> tuple[list[str], list[str]]:
     return own, quoted
 
 
-_NAME_LINE_RE = re.compile(r"[\w.'’ -]{1,40}")
-
-
 # How the _SENT_FROM_RE phrases begin (the same case folding applies).
 _SENT_FROM_HEAD_RE = re.compile(r"sen|get|ges|von|ver|env|inv", re.IGNORECASE)
 

@@ -73,10 +73,6 @@ def all_codes() -> tuple[str, ...]:
     return tuple(code for family in families().values() for code in family.codes)
 
 
-def default_settings() -> dict[str, Any]:
-    return {name: family.settings_type() for name, family in families().items()}
-
-
 def run_checks(context: CheckContext, settings: Mapping[str, Any] | None = None) -> CheckReport:
     """Run every enabled family; a family that raises becomes a CheckError."""
     findings: list[Finding] = []
