@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
-from courtesy.checks.model import Finding
+from courtesy.checks.model import Finding, OutgoingMessage
 from courtesy.proxy.config import ProxySettings, is_loopback
 from courtesy.proxy.passwords import verify_password
 from courtesy.proxy.relay import (
@@ -55,6 +55,9 @@ class Verdict:
     override: bool = False
     # The message as it goes on when the inspector changed it (a header removed); None: as sent.
     content: bytes | None = None
+    # The message as the checks parsed it (None when they did not), for work after the
+    # verdict that needs the same parse (the reject override key).
+    message: OutgoingMessage | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

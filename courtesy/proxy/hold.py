@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from courtesy.checks.message import NotAMessage, parse_message
+from courtesy.checks.model import OutgoingMessage
 from courtesy.proxy.config import Config, HoldSettings
 from courtesy.proxy.front import Transaction, Verdict
 from courtesy.proxy.notices import (
@@ -135,11 +136,18 @@ def expire_rule(settings: HoldSettings) -> tuple[timedelta, str] | None:
     return Duration.parse(after), action
 
 
-def override_key(transaction: Transaction) -> str:
+def override_key(transaction: Transaction, message: OutgoingMessage | None = None) -> str:
     """Same sender, recipients, subject and new text: the same message, whatever
-    Message-ID and Date the resend got."""
+    Message-ID and Date the resend got.
+
+    ``message`` is the transaction's content as the checks already parsed it;
+    without it the content is parsed here.
+    """
     try:
-        message = parse_message(transaction.content, transaction.mail_from, transaction.recipients)
+        if message is None:
+            message = parse_message(
+                transaction.content, transaction.mail_from, transaction.recipients
+            )
         subject, body = message.subject, message.new_text
     except NotAMessage:
         subject, body = "", transaction.content.decode("utf-8", "replace")
@@ -327,7 +335,7 @@ class Holder:
 
     async def overridden(self, transaction: Transaction, verdict: Verdict) -> bool:
         """True when this message was rejected before and is sent again within the window."""
-        key = await asyncio.to_thread(override_key, transaction)
+        key = await asyncio.to_thread(override_key, transaction, verdict.message)
         row = await asyncio.to_thread(self._find_override, key)
         if row is None:
             return False
@@ -347,7 +355,7 @@ class Holder:
     async def reject(self, transaction: Transaction, verdict: Verdict) -> Reply:
         window = self.config.reject.override_window
         findings = [f.to_json() for f in verdict.findings]
-        key = await asyncio.to_thread(override_key, transaction)
+        key = await asyncio.to_thread(override_key, transaction, verdict.message)
         facts: Mapping[str, Any] = verdict.facts or header_facts(transaction.content)
         now = utcnow()
         memory = RejectOverride(

@@ -192,6 +192,7 @@ class ChecksInspector:
             findings=report.findings,
             check_errors=tuple(e.family for e in report.errors),
             facts=facts_of(message),
+            message=message,
         )
 
     def close(self) -> None:

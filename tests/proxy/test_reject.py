@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from courtesy.checks.message import parse_message
 from courtesy.checks.model import Finding, Severity
+from courtesy.proxy.front import Transaction
+from courtesy.proxy.hold import override_key
 from courtesy.store.outgoing import OutgoingMessage
 from tests.conftest import require_tool
 from tests.proxy.test_hold import MEYER, MISSPELLED, RCPT, SENDER, Env, FixedInspector, start_env
@@ -142,3 +145,10 @@ def test_resend_after_the_window_is_rejected_again(tmp_path: Path, upstream: Rec
         assert len(env.messages()) == 1
     finally:
         env.proxy.stop()
+
+
+def test_override_key_from_the_checks_parse_is_the_key_of_the_content():
+    """The reject path reuses the inspector's parse; the key must not change by it."""
+    transaction = Transaction(SENDER, (RCPT,), MEYER, None, "test")
+    parsed = parse_message(MEYER, SENDER, [RCPT])
+    assert override_key(transaction, parsed) == override_key(transaction)
