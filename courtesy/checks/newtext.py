@@ -498,27 +498,9 @@ def _normalise(text: str) -> str:
     )
 
 
-def _plain_prose(line: str, nxt: str) -> bool:
-    """True when no quote-header rule can match here: skip them all.
-
-    Every attribution and header rule needs a ":" or "@" on this line or a ":"
-    on the next (a time, a "wrote:"), a trailing ellipsis, or a line that
-    starts with a separator character or blank. Ordinary prose has none of
-    these, and testing for them first makes the split several times faster.
-    """
-    return (
-        ":" not in line
-        and "@" not in line
-        and ":" not in nxt
-        and line[:1] not in _SEPARATOR_STARTS
-        and not line.rstrip().endswith(("...", "…"))
-    )
-
-
-_SEPARATOR_STARTS = frozenset("-_=*~ \t")
 # First characters after which split_plain must look closer: a quote mark, a
-# separator character or a blank (any other line takes the _plain_prose test inline).
-_CLOSER_STARTS = _SEPARATOR_STARTS | {">"}
+# separator character or a blank.
+_CLOSER_STARTS = frozenset(">-_=*~ \t")
 _ELLIPSES = ("...", "…")
 
 
@@ -582,7 +564,11 @@ def _split_quotes(lines: list[str]) -> tuple[list[str], list[str]]:
             and (i + 1 >= n or ":" not in lines[i + 1])
             and not line.rstrip().endswith(_ELLIPSES)
         ):
-            # Blank, or prose for _plain_prose below: the author's own line.
+            # Blank, or prose: no quote-header rule can match here. Every
+            # attribution and header rule needs a ":" or "@" on this line or a
+            # ":" on the next (a time, a "wrote:"), a trailing ellipsis, or a
+            # line that starts with a separator character or blank. Testing for
+            # them first makes the split several times faster.
             own.append(line)
             i += 1
             continue
@@ -592,10 +578,6 @@ def _split_quotes(lines: list[str]) -> tuple[list[str], list[str]]:
             continue
         if line.strip():
             nxt = lines[i + 1] if i + 1 < n else ""
-            if _plain_prose(line, nxt):
-                own.append(line)
-                i += 1
-                continue
             span = _is_attribution(line, nxt)
             if span:
                 # It introduces a ">" quote, or stands alone (quote stripped): either
