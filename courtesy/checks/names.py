@@ -944,6 +944,18 @@ def _nearest(written: WrittenName, known: KnownName, settings: NameSettings) -> 
     return best
 
 
+def _nearest_of(
+    written: WrittenName, people: Iterable[KnownName], settings: NameSettings
+) -> _Near | None:
+    """:func:`_nearest` over several people: the closest, the first of them on a tie."""
+    near: _Near | None = None
+    for known in people:
+        candidate = _nearest(written, known, settings)
+        if candidate is not None and (near is None or candidate.distance < near.distance):
+            near = candidate
+    return near
+
+
 @lru_cache(maxsize=4096)
 def _short_forms(name: str) -> frozenset[str]:
     """The abbreviations :func:`_short_form` accepts for ``name`` (rosalee: rosie, rosy, rosa)."""
@@ -1255,11 +1267,7 @@ def check_written_names(
             greeted.add(known.address.email.lower())
             findings.extend(_case_and_form(ctx, settings, name, known, spellings, evidence))
             continue
-        near: _Near | None = None
-        for known in recipients.known:
-            candidate = _nearest(name, known, settings)
-            if candidate is not None and (near is None or candidate.distance < near.distance):
-                near = candidate
+        near = _nearest_of(name, recipients.known, settings)
         if near is not None:
             greeted.add(near.known.address.email.lower())
             if not _skipped(ctx, near.known, CODE_MISSPELLED):
@@ -1305,11 +1313,7 @@ def _thread_check(
             return None
     if all(normalise(w) in recipients.quoted_words for w in name.words):
         return None  # named in the quoted conversation: a participant
-    near: _Near | None = None
-    for person in recipients.quoted:
-        candidate = _nearest(name, person, settings)
-        if candidate is not None and (near is None or candidate.distance < near.distance):
-            near = candidate
+    near = _nearest_of(name, recipients.quoted, settings)
     if near is not None:
         return Finding(
             code=CODE_MISSPELLED,
