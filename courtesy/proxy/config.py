@@ -267,13 +267,17 @@ class HoldSettings:
     notice: bool = True
 
     def validate(self) -> None:
+        self.expire_rule()
+
+    def expire_rule(self) -> tuple[Duration, str] | None:
+        """``expire`` as (after, "release" | "discard"), or None for never."""
         if not self.expire:
-            return
+            return None
         parts = self.expire.split()
         if len(parts) != 2 or parts[1] not in ("release", "discard"):
             raise FieldError("expire", f"{self.expire!r}: write e.g. '2h release' or '7d discard'")
         try:
-            Duration.parse(parts[0])
+            return Duration.parse(parts[0]), parts[1]
         except ValueError as exc:
             raise FieldError("expire", str(exc)) from None
 

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from courtesy.checks.message import NotAMessage, parse_message
 from courtesy.checks.model import OutgoingMessage
-from courtesy.proxy.config import Config, HoldSettings
+from courtesy.proxy.config import Config
 from courtesy.proxy.front import Transaction, Verdict
 from courtesy.proxy.notices import (
     HeldInfo,
@@ -51,7 +51,6 @@ from courtesy.proxy.relay import (
     UpstreamAuthFailed,
     UpstreamUnavailable,
 )
-from courtesy.proxy.settings import Duration
 from courtesy.store.base import utcnow
 from courtesy.store.db import Store
 from courtesy.store.held import (
@@ -126,14 +125,6 @@ class _Claimed:
     content: bytes
     subject: str | None
     language: str
-
-
-def expire_rule(settings: HoldSettings) -> tuple[timedelta, str] | None:
-    """``hold.expire`` as (after, "release" | "discard"), or None for never."""
-    if not settings.expire:
-        return None
-    after, action = settings.expire.split()
-    return Duration.parse(after), action
 
 
 def override_key(transaction: Transaction, message: OutgoingMessage | None = None) -> str:
@@ -245,7 +236,7 @@ class Holder:
         task.add_done_callback(self._tasks.discard)
 
     def _expiry(self, held_at: datetime) -> tuple[datetime, str] | None:
-        rule = expire_rule(self.config.hold)
+        rule = self.config.hold.expire_rule()
         if rule is None:
             return None
         return held_at + rule[0], rule[1]
@@ -571,7 +562,7 @@ class Holder:
 
     async def expire_once(self, now: datetime | None = None) -> list[Outcome]:
         """Apply ``hold.expire`` to every message held longer than its limit."""
-        rule = expire_rule(self.config.hold)
+        rule = self.config.hold.expire_rule()
         if rule is None:
             return []
         after, action = rule
