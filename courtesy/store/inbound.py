@@ -254,13 +254,21 @@ def _sqlite_converter(column: Any) -> Callable[[Any], Any] | None:
     return None
 
 
-def _sqlite_insert(
+def _insert_tuples(
     session: Session, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> None:
-    """executemany of rows already in the form SQLite stores (see _sqlite_converter)."""
+    """executemany of rows given as tuples in ``columns`` order.
+
+    On SQLite the values must already be in the form SQLite stores (see
+    _sqlite_converter) and go to the driver as they are; other databases take
+    the ordinary Core path.
+    """
     if not rows:
         return
     connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
     quote = connection.dialect.identifier_preparer.quote
     sql = (
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(k) for k in columns)}) "
@@ -279,16 +287,10 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     """
     if not rows:
         return
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
+    if session.connection().dialect.name != "sqlite":
         session.execute(insert(table), list(rows))
         return
     keys = list(rows[0])
-    quote = connection.dialect.identifier_preparer.quote
-    sql = (
-        f"INSERT INTO {quote(table.name)} ({', '.join(quote(k) for k in keys)}) "
-        f"VALUES ({', '.join('?' * len(keys))})"
-    )
     converters = [_sqlite_converter(table.c[k]) for k in keys]
     if all(c is None for c in converters):
         getter = operator.itemgetter(*keys)
@@ -299,7 +301,7 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     else:
         plan = [(k, c) for k, c in zip(keys, converters, strict=True)]
         params = [tuple([row[k] if c is None else c(row[k]) for k, c in plan]) for row in rows]
-    connection.exec_driver_sql(sql, params)
+    _insert_tuples(session, table, keys, params)
 
 
 # --- plain data in ------------------------------------------------------------------
@@ -449,17 +451,16 @@ def store_batch(
         # Plain executemany and one lookup for the ids: RETURNING with many rows
         # is row-at-a-time on SQLite and many times slower.
         if session.connection().dialect.name == "sqlite":
-            now_text = _sqlite_time(now)
-            _sqlite_insert(
-                session,
-                _MESSAGES,
-                _MESSAGE_COLUMNS,
-                [_sqlite_message_row(account, m, now_text) for m in fresh.values()],
-            )
+            stamp: datetime | str | None = _sqlite_time(now)
+            time, as_json = _sqlite_time, _sqlite_json
         else:
-            bulk_insert(
-                session, _MESSAGES, [_message_values(account, m, now) for m in fresh.values()]
-            )
+            stamp, time, as_json = now, _as_is, _as_is
+        _insert_tuples(
+            session,
+            _MESSAGES,
+            _MESSAGE_COLUMNS,
+            [_message_row(account, m, stamp, time, as_json) for m in fresh.values()],
+        )
         new_keys = list(fresh)
         known.update(_ids_by_key(session, account, new_keys))
         result.created = len(fresh)
@@ -486,29 +487,13 @@ def store_batch(
                 .values(gone_at=None)
             )
         result.linked = len(relinked)
-    if session.connection().dialect.name == "sqlite":
-        folder_id = folder.id
-        _sqlite_insert(
-            session,
-            _LOCATIONS,
-            _LOCATION_COLUMNS,
-            [(folder_id, m.uid, known[m.key], m.seen, m.answered) for m in messages],
-        )
-    else:
-        bulk_insert(
-            session,
-            _LOCATIONS,
-            [
-                {
-                    "folder_id": folder.id,
-                    "uid": m.uid,
-                    "message_pk": known[m.key],
-                    "seen": m.seen,
-                    "answered": m.answered,
-                }
-                for m in messages
-            ],
-        )
+    folder_id = folder.id
+    _insert_tuples(
+        session,
+        _LOCATIONS,
+        _LOCATION_COLUMNS,
+        [(folder_id, m.uid, known[m.key], m.seen, m.answered) for m in messages],
+    )
     if timed:
         # Flags already set on mail that arrived since the last sync: set just now.
         flagged = [known[m.key] for m in fresh.values() if m.seen or m.answered]
@@ -555,20 +540,31 @@ _MESSAGE_COLUMNS = (
 _LOCATION_COLUMNS = ("folder_id", "uid", "message_pk", "seen", "answered")
 
 
-def _sqlite_message_row(account: str, m: SeenMessage, now: str | None) -> tuple[Any, ...]:
-    """_message_values as SQLite takes them, in _MESSAGE_COLUMNS order (bools bind as 1/0)."""
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _message_row(
+    account: str,
+    m: SeenMessage,
+    now: datetime | str | None,
+    time: Callable[[datetime | None], Any],
+    as_json: Callable[[list[str]], Any],
+) -> tuple[Any, ...]:
+    """One row of _MESSAGE_COLUMNS; ``time`` and ``as_json`` convert for SQLite (see
+    _insert_tuples) or pass values as they are. Bools bind as 1/0 on SQLite."""
     return (
         account,
         m.key,
         m.message_id,
         m.from_address,
         m.from_name,
-        _sqlite_json(m.to_addresses),
-        _sqlite_json(m.cc_addresses),
+        as_json(m.to_addresses),
+        as_json(m.cc_addresses),
         m.user_role,
         m.subject,
-        _sqlite_time(m.date),
-        _sqlite_time(m.received_at),
+        time(m.date),
+        time(m.received_at),
         m.in_reply_to,
         " ".join(m.references) or None,
         m.thread_id,
@@ -579,31 +575,6 @@ def _sqlite_message_row(account: str, m: SeenMessage, now: str | None) -> tuple[
         bool(m.answered),
         now,
     )
-
-
-def _message_values(account: str, m: SeenMessage, now: datetime) -> dict[str, object]:
-    return {
-        "account": account,
-        "key": m.key,
-        "message_id": m.message_id,
-        "from_address": m.from_address,
-        "from_name": m.from_name,
-        "to_addresses": m.to_addresses,
-        "cc_addresses": m.cc_addresses,
-        "user_role": m.user_role,
-        "subject": m.subject,
-        "date": m.date,
-        "received_at": m.received_at,
-        "in_reply_to": m.in_reply_to,
-        "references": " ".join(m.references) or None,
-        "thread_id": m.thread_id,
-        "own": m.own,
-        "excluded": m.exclude_reason is not None,
-        "exclude_reason": m.exclude_reason,
-        "seen": m.seen,
-        "flag_answered": m.answered,
-        "first_synced_at": now,
-    }
 
 
 def _ref_rows(
