@@ -1185,6 +1185,12 @@ def _recipients(ctx: CheckContext, settings: NameSettings) -> _Recipients:
 _WORD_RE = re.compile(r"[^\W\d_][\w'-]{1,40}")
 
 
+def _full_key(parsed: PersonName) -> str:
+    """The normalised full name of a parsed name: given, family and other names."""
+    given, family, other, _nicknames = parsed
+    return normalise(" ".join(p for p in (given, family, *other) if p))
+
+
 def _thread_people(ctx: CheckContext, own: set[str]) -> tuple[KnownName, ...]:
     """The authors of the quoted messages with a person's name, except the sender.
 
@@ -1197,8 +1203,7 @@ def _thread_people(ctx: CheckContext, own: set[str]) -> tuple[KnownName, ...]:
     message = ctx.message
     sender_name = ""
     if message.sender is not None and message.sender.name:
-        g, f, o, _n = parse_person_name(message.sender.name)
-        sender_name = normalise(" ".join(p for p in (g, f, *o) if p))
+        sender_name = _full_key(parse_person_name(message.sender.name))
     people: list[KnownName] = []
     seen: set[str] = set()
     for author in message.quoted_authors:
@@ -1214,21 +1219,13 @@ def _thread_people(ctx: CheckContext, own: set[str]) -> tuple[KnownName, ...]:
             g, f = names_from_address(email)  # "On …, <steve.wakelam@…> wrote:"
         if not (g or f or o):
             continue
-        full = normalise(" ".join(p for p in (g, f, *o) if p))
+        full = _full_key((g, f, o, n))
         if full == sender_name or full in seen:
             continue  # the sender quoting themselves
         seen.add(full)
         shown = author.email if author.email and not (relayed or is_group_address(email)) else ""
         people.append(
-            KnownName(
-                address=Address(email=shown, name=author.name),
-                header="quoted",
-                source=ContactSource.HEADER,
-                given=g,
-                family=f,
-                other=o,
-                nicknames=n,
-            ).index()
+            _from_header(Address(email=shown, name=author.name), "quoted", None, (g, f, o, n))
         )
     return tuple(people)
 
