@@ -10,9 +10,10 @@ import asyncio
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +43,24 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
         except OSError:
             time.sleep(0.02)
     raise TimeoutError(f"nothing listens on port {port}")
+
+
+def start_courtesy_run(args: Sequence[str], port: int, **popen: Any) -> subprocess.Popen[str]:
+    """``courtesy run`` with ``args`` as a real process, once something listens on ``port``."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "courtesy.proxy.cli", "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+    try:
+        wait_port(port, timeout=20)
+    except TimeoutError:
+        process.kill()
+        out, err = process.communicate()
+        raise AssertionError(f"courtesy run did not start:\n{out}\n{err}") from None
+    return process
 
 
 class LoopThread:

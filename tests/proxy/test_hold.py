@@ -35,8 +35,8 @@ from tests.servers import (
     Received,
     RecordingUpstream,
     free_port,
+    start_courtesy_run,
     wait_for,
-    wait_port,
 )
 
 MEYER = (DATA / "hold" / "meyer.eml").read_bytes()
@@ -391,22 +391,6 @@ def test_discard_by_command_mail(env: Env):
 # -- crash safety --------------------------------------------------------------------------
 
 
-def _start_run(config_path: Path, port: int) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "courtesy.proxy.cli", "run", "-c", str(config_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_port(port, timeout=20)
-    except TimeoutError:
-        process.kill()
-        out, err = process.communicate()
-        raise AssertionError(f"courtesy run did not start:\n{out}\n{err}") from None
-    return process
-
-
 def test_kill_9_right_after_250_keeps_the_held_message(tmp_path: Path, upstream: RecordingUpstream):
     """A real `courtesy run` with the real checks: five on Cc is held (policy cc = hold)."""
     port = free_port()
@@ -415,7 +399,7 @@ def test_kill_9_right_after_250_keeps_the_held_message(tmp_path: Path, upstream:
     path.write_text(toml_text(data))
     rcpts = ["bob@client.example", *(f"p{i}@firm{i}.example" for i in range(5))]
 
-    process = _start_run(path, port)
+    process = start_courtesy_run(["-c", str(path)], port)
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
             client.ehlo()
@@ -438,7 +422,7 @@ def test_kill_9_right_after_250_keeps_the_held_message(tmp_path: Path, upstream:
             timeout=60,
         )
 
-    process = _start_run(path, port)  # restart
+    process = start_courtesy_run(["-c", str(path)], port)  # restart
     try:
         listed = cli("held", "list", "--json")
         assert listed.returncode == 0, listed.stderr

@@ -18,7 +18,7 @@ from courtesy.store.db import open_store
 from courtesy.store.inbound import InboundMessage
 from tests.conftest import DATA, require_tool
 from tests.dovecot import PASSWORD, Dovecot, make_message
-from tests.servers import RecordingUpstream, free_port, wait_for, wait_port
+from tests.servers import RecordingUpstream, free_port, start_courtesy_run, wait_for
 
 PLAIN = (DATA / "proxy" / "plain.eml").read_bytes()
 
@@ -30,21 +30,12 @@ def start_run(tmp_path: Path, config_text: str | None, port: int) -> subprocess.
         "XDG_DATA_HOME": str(tmp_path / "data-home"),
     }
     env.pop("COURTESY_CONFIG", None)
-    args = [sys.executable, "-m", "courtesy.proxy.cli", "run"]
+    args: list[str] = []
     if config_text is not None:
         path = tmp_path / "config.toml"
         path.write_text(config_text)
         args += ["-c", str(path)]
-    process = subprocess.Popen(
-        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        wait_port(port, timeout=20)
-    except TimeoutError:
-        process.kill()
-        out, err = process.communicate()
-        raise AssertionError(f"courtesy run did not start:\n{out}\n{err}") from None
-    return process
+    return start_courtesy_run(args, port, env=env)
 
 
 def test_tryout_mode_without_any_config(tmp_path: Path):
