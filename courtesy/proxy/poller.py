@@ -219,7 +219,6 @@ def read_message(fetched: FetchedHeaders, own: frozenset[str], *, in_sent: bool 
             )
         ).hexdigest()
         key = f"<{digest}@no-message-id.invalid>"
-    in_reply_to = split_ids(fields.get("in-reply-to"))
     reason = exclusion(fields, from_address, own, in_sent=in_sent)
     message = SeenMessage(
         uid=fetched.uid,
@@ -233,7 +232,7 @@ def read_message(fetched: FetchedHeaders, own: frozenset[str], *, in_sent: bool 
         subject=subject,
         date=date,
         received_at=received,
-        in_reply_to=in_reply_to[0][:998] if in_reply_to else None,
+        in_reply_to=first_message_id(fields.get("in-reply-to")),
         references=[r[:998] for r in split_ids(fields.get("references"))],
         own=reason == REASON_OWN,
         exclude_reason=reason,
