@@ -249,10 +249,12 @@ def _insert_new(session: Session, contacts: Sequence[Contact]) -> None:
     if not contacts:
         return
     now = utcnow()
+    rows: list[ContactRow] = []
     values = []
     for contact in contacts:
         row = ContactRow(nicknames=[], skip_checks=[])
         _apply(row, contact)
+        rows.append(row)
         values.append(
             {
                 "name": row.name,
@@ -275,16 +277,10 @@ def _insert_new(session: Session, contacts: Sequence[Contact]) -> None:
     )
     emails: list[dict[str, Any]] = []
     keys: list[dict[str, Any]] = []
-    for contact_id, contact in zip(ids, contacts, strict=True):
+    for contact_id, contact, row in zip(ids, contacts, rows, strict=True):
         for position, email in enumerate(dict.fromkeys(e.lower() for e in contact.emails)):
             emails.append({"contact_id": contact_id, "email": email, "position": position})
-        probe = ContactRow(
-            name=contact.name,
-            given=contact.given,
-            family=contact.family,
-            nicknames=list(contact.nicknames),
-        )
-        keys.extend({"contact_id": contact_id, "key": k} for k in _name_keys(probe))
+        keys.extend({"contact_id": contact_id, "key": k} for k in _name_keys(row))
     session.execute(insert(ContactEmail), emails)
     if keys:
         session.execute(insert(ContactNameKey), keys)
