@@ -43,6 +43,7 @@ from typing import Any
 from aiohttp import web
 
 from courtesy.checks.message import NotAMessage, parse_message
+from courtesy.checks.model import OutgoingMessage
 from courtesy.checks.newtext import split_html, split_plain
 from courtesy.proxy.config import ApiSettings, is_loopback, parse_hostport
 from courtesy.proxy.front import Inspector, Transaction, Verdict
@@ -132,16 +133,24 @@ def _bodies(raw: bytes) -> tuple[str, str]:
     return html, plain
 
 
-def content_keys(raw: bytes, sender: str, recipients: Sequence[str]) -> tuple[str, ...]:
+def content_keys(
+    raw: bytes,
+    sender: str,
+    recipients: Sequence[str],
+    message: OutgoingMessage | None = None,
+) -> tuple[str, ...]:
     """The message's content identity, once per body it has (HTML first, then plain).
 
     Like the reject override's key (``hold.override_key``): the same sender,
     recipients, subject and new text is the same message, whatever Message-ID
     and Date it got. One key per body, because the compose window knows the
-    HTML while the client may send HTML, plain text or both.
+    HTML while the client may send HTML, plain text or both. ``message`` is
+    ``raw`` as the checks already parsed it; without it ``raw`` is parsed here.
     """
     try:
-        subject = parse_message(raw, sender, recipients).subject
+        if message is None:
+            message = parse_message(raw, sender, recipients)
+        subject = message.subject
     except NotAMessage:
         subject = ""
     html, plain = _bodies(raw)
@@ -511,7 +520,9 @@ class CheckApi:
                 peer=f"api:{request.remote}",
             )
         )
-        keys = await asyncio.to_thread(content_keys, built.raw, built.sender, built.recipients)
+        keys = await asyncio.to_thread(
+            content_keys, built.raw, built.sender, built.recipients, verdict.message
+        )
         log.info(
             "check API: %s for a message to %d recipient(s): %s",
             verdict.action,

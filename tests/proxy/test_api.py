@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from courtesy.checks.message import parse_message
 from courtesy.proxy.api import (
     OVERRIDE_HEADER,
     OVERRIDE_LIFETIME,
@@ -414,6 +415,15 @@ def test_strip_header_keeps_every_other_byte():
     assert strip_header(unchanged, OVERRIDE_HEADER) == (unchanged, [])
     lf = b"x-courtesy-override: t\nFrom: a@example.com\n\nbody\n"
     assert strip_header(lf, OVERRIDE_HEADER) == (b"From: a@example.com\n\nbody\n", ["t"])
+
+
+def test_content_keys_from_the_checks_parse_are_the_keys_of_the_message():
+    """The API reuses the inspector's parse; the keys must not change by it."""
+    built = build_message(MEYER_JSON)
+    parsed = parse_message(built.raw, built.sender, built.recipients)
+    assert content_keys(built.raw, built.sender, built.recipients, parsed) == content_keys(
+        built.raw, built.sender, built.recipients
+    )
 
 
 def test_tokens_expire_and_bind_to_content(tmp_path: Path):
