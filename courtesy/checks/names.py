@@ -1483,8 +1483,9 @@ def check_names(ctx: CheckContext, settings: NameSettings) -> list[Finding]:
     if salutation is None:
         # A bare vocative with a name nobody expects ("Zosie -- please ..."): the
         # parser accepts it once told the word is a name, which only we can say.
-        leading = _leading_words(message.new_text)
-        if _name_evidence(ctx, settings, recipients, leading) or _dash_vocative(message.new_text):
+        opening = _opening_line(message.new_text)
+        leading = _leading_words(opening)
+        if _name_evidence(ctx, settings, recipients, leading) or _dash_vocative(opening):
             # One word is a name: its neighbours in the opening are, too ("Carlo Meier").
             salutation = find_salutation(message.new_text, [*hints, *leading])
     if salutation is None or salutation.group or not salutation.names:
@@ -1497,7 +1498,12 @@ _LEADING = re.compile(r"[^\W\d_][\w'-]*", re.UNICODE)
 _DASH_VOCATIVE = re.compile(r"\s*([A-Z][a-z]{2,20})\s?(?:--|—|–)\s*$")
 
 
-def _dash_vocative(text: str) -> list[str]:
+def _opening_line(text: str) -> str:
+    """The first line with text among the opening lines, cut to 120 characters."""
+    return next((ln for ln in text.split("\n", 8) if ln.strip()), "")[:120]
+
+
+def _dash_vocative(line: str) -> list[str]:
     """The name of an opening line that is one capitalised word and a dash: "Krishna --".
 
     In business mail a line of one capitalised word set off by a dash is a
@@ -1508,16 +1514,14 @@ def _dash_vocative(text: str) -> list[str]:
     """
     from courtesy.checks.greeting import _NOT_NAMES
 
-    line = next((ln for ln in text.split("\n", 8) if ln.strip()), "")[:120]
     m = _DASH_VOCATIVE.match(line)
     if m is None or m.group(1).casefold() in _NOT_NAMES:
         return []
     return [m.group(1)]
 
 
-def _leading_words(text: str, limit: int = 4) -> list[str]:
-    """Capitalised words that open the first line with text (candidate vocatives)."""
-    line = next((ln for ln in text.split("\n", 8) if ln.strip()), "")[:120]
+def _leading_words(line: str, limit: int = 4) -> list[str]:
+    """Capitalised words that open ``line`` (candidate vocatives)."""
     words: list[str] = []
     for match in _LEADING.finditer(line):
         word = match.group()
