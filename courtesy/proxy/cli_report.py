@@ -24,7 +24,6 @@ from courtesy.proxy.report import (
     refresh_answers,
     render,
     report_mail,
-    report_recipient,
     resolve_zone,
 )
 from courtesy.store.base import utcnow
@@ -54,7 +53,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             color = args.format == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
             sys.stdout.write(render(report, args.format, color=color))
             return EXIT_OK
-        recipient = report_recipient(config)
+        recipient = config.report_recipient
         if not recipient:
             raise ReportError("report.to is not set and no own address is known")
         raw = report_mail(report, recipient, now=now)

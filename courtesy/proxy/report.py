@@ -988,11 +988,6 @@ def report_mail(report: Report, recipient: str, *, now: datetime | None = None) 
     return message.as_bytes()
 
 
-def report_recipient(config: Config) -> str | None:
-    """``report.to``, else the user's own address (the IMAP login, then the upstream one)."""
-    return config.report_recipient
-
-
 async def deliver_report(config: Config, upstream: Upstream, recipient: str, raw: bytes) -> str:
     """Send the mail through upstream, or APPEND it to INBOX (``report.deliver = "imap"``).
 

@@ -35,7 +35,6 @@ from courtesy.proxy.report import (
     deliver_report,
     refresh_answers,
     report_mail,
-    report_recipient,
     resolve_zone,
 )
 from courtesy.proxy.settings import ConfigError
@@ -136,7 +135,7 @@ class ReportSchedule:
         retry_after: timedelta = RETRY_AFTER,
         max_nap: float = MAX_NAP,
     ) -> None:
-        found = recipient or report_recipient(config)
+        found = recipient or config.report_recipient
         if not found:
             raise ReportError("report: no recipient (set report.to)")
         self.config = config
@@ -255,7 +254,7 @@ def report_schedule(config: Config, store: Store, upstream: Upstream) -> ReportS
     """
     if not config.report.enabled:
         return None
-    recipient = report_recipient(config)
+    recipient = config.report_recipient
     if not recipient:
         log.info("weekly report off: set report.to (no own address is known)")
         return None
