@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, relationship, selectinload
 
 from courtesy.checks.model import Contact, ContactSource
-from courtesy.checks.names import address_person_name, first_given_name, normalise
+from courtesy.checks.names import PersonName, address_person_name, first_given_name, normalise
 from courtesy.store.base import Base, UTCDateTime, utcnow
 
 # How many contacts one lookup of by_name returns at most.
@@ -345,27 +345,28 @@ def harvest_display_names(session: Session, addresses: Iterable[tuple[str, str]]
     the name check reads display names through too. Returns how many rows
     were created or changed.
     """
-    pairs: dict[str, str] = {}
+    pairs: dict[str, tuple[str, PersonName]] = {}
     for email, display in addresses:
         email = email.strip().lower()
         display = " ".join(display.split())
         if not email or "@" not in email or not display or "@" in display:
             continue
-        given, family, other, nicks = address_person_name(email, display)
+        person = address_person_name(email, display)
+        given, family, other, _ = person
         if not (given or family or other):
             continue
-        pairs[email] = display
+        pairs[email] = (display, person)
     if not pairs:
         return 0
     known = _rows_by_email(session, pairs)
     changed = 0
-    for email, display in pairs.items():
+    for email, (display, person) in pairs.items():
         row = known.get(email)
         if row is not None and row.source != str(ContactSource.HEADER):
             continue
         if row is not None and row.name == display:
             continue
-        given, family, other, nicks = address_person_name(email, display)
+        given, family, other, nicks = person
         if row is None:
             row = ContactRow(source=str(ContactSource.HEADER), nicknames=[])
             row.emails.append(ContactEmail(email=email, position=0))
