@@ -16,7 +16,7 @@ from sqlalchemy import String, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from courtesy.store.base import Base, UTCDateTime, utcnow
+from courtesy.store.base import Base, UTCDateTime, rowcount, utcnow
 
 API_TOKEN = "api_token"
 OVERRIDE_KEY = "override_key"
@@ -76,4 +76,4 @@ def use_override(session: Session, nonce: str) -> bool:
 def forget_used_overrides(session: Session, before: datetime) -> int:
     """Drop nonces of tokens that have expired anyway."""
     result = session.execute(delete(UsedOverride).where(UsedOverride.used_at < before))
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rowcount(result)

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from courtesy.checks.model import Exceptions
-from courtesy.store.base import Base, UTCDateTime, utcnow
+from courtesy.store.base import Base, UTCDateTime, rowcount, utcnow
 
 
 class HeldState(StrEnum):
@@ -138,7 +138,7 @@ def claim(session: Session, held_id: int, new_state: HeldState) -> bool:
         .where(HeldMessage.id == held_id, HeldMessage.state == HeldState.HELD.value)
         .values(state=new_state.value)
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    return rowcount(result) == 1
 
 
 def held_json(row: HeldMessage) -> dict[str, Any]:
@@ -176,7 +176,7 @@ def list_exceptions(session: Session) -> list[CheckException]:
 
 def remove_exception(session: Session, exception_id: int) -> bool:
     result = session.execute(delete(CheckException).where(CheckException.id == exception_id))
-    return bool(getattr(result, "rowcount", 0))
+    return bool(rowcount(result))
 
 
 def load_exceptions(session: Session) -> Exceptions:
@@ -226,4 +226,4 @@ def find_override(session: Session, key: str, now: datetime) -> RejectOverride |
 
 def forget_old_overrides(session: Session, before: datetime) -> int:
     result = session.execute(delete(RejectOverride).where(RejectOverride.expires_at < before))
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rowcount(result)

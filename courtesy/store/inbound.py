@@ -48,11 +48,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Result
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from courtesy.checks.message import split_ids as split_ids  # re-exported: one parser
-from courtesy.store.base import Base, UTCDateTime, utcnow
+from courtesy.store.base import Base, UTCDateTime, rowcount, utcnow
 from courtesy.store.held import HeldMessage, HeldState
 from courtesy.store.outgoing import OutgoingMessage
 
@@ -366,7 +365,7 @@ def reset_folder(session: Session, folder: ImapFolder, uidvalidity: int, now: da
     Returns how many locations were dropped. Messages left without a location
     are marked gone until the re-sync finds them again.
     """
-    dropped = _rowcount(
+    dropped = rowcount(
         session.execute(delete(InboundLocation).where(InboundLocation.folder_id == folder.id))
     )
     _mark_gone(session, folder.account, now)
@@ -375,10 +374,6 @@ def reset_folder(session: Session, folder: ImapFolder, uidvalidity: int, now: da
     folder.highest_modseq = None
     session.flush()
     return dropped
-
-
-def _rowcount(result: Result[Any]) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def location_count(session: Session, folder: ImapFolder) -> int:
@@ -680,7 +675,7 @@ def remove_locations(
     wanted = sorted(set(uids))
     removed = 0
     for start in range(0, len(wanted), _CHUNK):
-        removed += _rowcount(
+        removed += rowcount(
             session.execute(
                 delete(InboundLocation).where(
                     InboundLocation.folder_id == folder.id,

@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from courtesy.store.base import Base, UTCDateTime
+from courtesy.store.base import Base, UTCDateTime, rowcount
 from courtesy.store.held import HeldMessage, HeldState
 from courtesy.store.inbound import InboundMessage, person_mail
 from courtesy.store.outgoing import OutgoingMessage
@@ -155,7 +155,7 @@ def claim_report(
         )
         .execution_options(synchronize_session=False)
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    return rowcount(result) == 1
 
 
 def finish_report(
