@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from courtesy.store.base import utcnow
-from courtesy.store.db import open_store
+from courtesy.store.db import Store
 from courtesy.store.held import (
     HeldMessage,
     HeldState,
@@ -40,87 +40,69 @@ def _row(**changes: object) -> HeldMessage:
     return HeldMessage(**values)
 
 
-def test_held_row_round_trip_keeps_bytes(store_url: str):
-    store = open_store(store_url)
-    try:
-        with store.session() as session:
-            held_id = add_held(session, _row())
-        with store.session() as session:
-            row = get_held(session, held_id)
-            assert row is not None
-            assert row.content == RAW
-            assert row.state == HeldState.HELD
-            assert row.held_at.tzinfo is not None
-            line = held_json(row)
-            assert set(line) == {"id", "held_at", "from", "to", "subject", "findings"}
-            assert line["to"] == ["thomas.meier@example.org", "b@example.org"]
-            assert [r.id for r in list_held(session)] == [held_id]
-    finally:
-        store.close()
+def test_held_row_round_trip_keeps_bytes(store: Store):
+    with store.session() as session:
+        held_id = add_held(session, _row())
+    with store.session() as session:
+        row = get_held(session, held_id)
+        assert row is not None
+        assert row.content == RAW
+        assert row.state == HeldState.HELD
+        assert row.held_at.tzinfo is not None
+        line = held_json(row)
+        assert set(line) == {"id", "held_at", "from", "to", "subject", "findings"}
+        assert line["to"] == ["thomas.meier@example.org", "b@example.org"]
+        assert [r.id for r in list_held(session)] == [held_id]
 
 
-def test_claim_is_won_once(store_url: str):
-    store = open_store(store_url)
-    try:
-        with store.session() as session:
-            held_id = add_held(session, _row())
-        with store.session() as session:
-            assert claim(session, held_id, HeldState.RELEASING)
-        with store.session() as session:
-            assert not claim(session, held_id, HeldState.RELEASING)
-            assert not claim(session, held_id, HeldState.DISCARDED)
-            assert list_held(session) == []
-    finally:
-        store.close()
+def test_claim_is_won_once(store: Store):
+    with store.session() as session:
+        held_id = add_held(session, _row())
+    with store.session() as session:
+        assert claim(session, held_id, HeldState.RELEASING)
+    with store.session() as session:
+        assert not claim(session, held_id, HeldState.RELEASING)
+        assert not claim(session, held_id, HeldState.DISCARDED)
+        assert list_held(session) == []
 
 
-def test_exceptions_add_list_remove(store_url: str):
-    store = open_store(store_url)
-    try:
-        with store.session() as session:
-            added = add_exceptions(
-                session,
-                [("Thomas.Meier@example.org", "name.misspelled"), ("*", "greeting")],
-                "held #1",
-            )
-            assert added == 2
-            assert (
-                add_exceptions(session, [("thomas.meier@example.org", "name.misspelled")], "x") == 0
-            )
-        with store.session() as session:
-            exceptions = load_exceptions(session)
-            assert exceptions.allows("thomas.meier@example.org", "name.misspelled")
-            assert exceptions.allows("anyone@example.org", "greeting.missing")
-            assert not exceptions.allows("thomas.meier@example.org", "name.wrong_person")
-            rows = list_exceptions(session)
-            assert [(r.email, r.code) for r in rows] == [
-                ("*", "greeting"),
-                ("thomas.meier@example.org", "name.misspelled"),
-            ]
-            assert remove_exception(session, rows[0].id)
-            assert not remove_exception(session, rows[0].id)
-    finally:
-        store.close()
+def test_exceptions_add_list_remove(store: Store):
+    with store.session() as session:
+        added = add_exceptions(
+            session,
+            [("Thomas.Meier@example.org", "name.misspelled"), ("*", "greeting")],
+            "held #1",
+        )
+        assert added == 2
+        assert add_exceptions(session, [("thomas.meier@example.org", "name.misspelled")], "x") == 0
+    with store.session() as session:
+        exceptions = load_exceptions(session)
+        assert exceptions.allows("thomas.meier@example.org", "name.misspelled")
+        assert exceptions.allows("anyone@example.org", "greeting.missing")
+        assert not exceptions.allows("thomas.meier@example.org", "name.wrong_person")
+        rows = list_exceptions(session)
+        assert [(r.email, r.code) for r in rows] == [
+            ("*", "greeting"),
+            ("thomas.meier@example.org", "name.misspelled"),
+        ]
+        assert remove_exception(session, rows[0].id)
+        assert not remove_exception(session, rows[0].id)
 
 
-def test_override_holds_only_within_its_window(store_url: str):
-    store = open_store(store_url)
+def test_override_holds_only_within_its_window(store: Store):
     now = utcnow()
-    try:
-        with store.session() as session:
-            for key, expires in (("a" * 64, now + timedelta(minutes=10)), ("b" * 64, now)):
-                remember_reject(
-                    session,
-                    RejectOverride(
-                        key=key, expires_at=expires, envelope_from="anna@example.com", findings=[]
-                    ),
-                )
-        with store.session() as session:
-            assert find_override(session, "b" * 64, now + timedelta(seconds=1)) is None
-            assert find_override(session, "a" * 64, now) is not None
-        with store.session() as session:
-            again = find_override(session, "a" * 64, now + timedelta(minutes=9))
-            assert again is not None and again.used_at is not None
-            assert find_override(session, "a" * 64, now + timedelta(minutes=11)) is None
-    finally:
-        store.close()
+    with store.session() as session:
+        for key, expires in (("a" * 64, now + timedelta(minutes=10)), ("b" * 64, now)):
+            remember_reject(
+                session,
+                RejectOverride(
+                    key=key, expires_at=expires, envelope_from="anna@example.com", findings=[]
+                ),
+            )
+    with store.session() as session:
+        assert find_override(session, "b" * 64, now + timedelta(seconds=1)) is None
+        assert find_override(session, "a" * 64, now) is not None
+    with store.session() as session:
+        again = find_override(session, "a" * 64, now + timedelta(minutes=9))
+        assert again is not None and again.used_at is not None
+        assert find_override(session, "a" * 64, now + timedelta(minutes=11)) is None

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import func, select
 
-from courtesy.store.db import Store, open_store
+from courtesy.store.db import Store
 from courtesy.store.held import HeldMessage
 from courtesy.store.inbound import (
     ImapFolder,
@@ -53,13 +51,6 @@ def seen(uid: int, mid: str, **changes: object) -> SeenMessage:
         answered=False,
     )
     return replace(base, **changes)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 def put(store: Store, folder_name: str, *messages: SeenMessage, role: str = "watch") -> None:

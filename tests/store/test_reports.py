@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from courtesy.proxy.report import Week
-from courtesy.store.db import Store, open_store
+from courtesy.store.db import Store
 from courtesy.store.held import HeldMessage, HeldState
 from courtesy.store.inbound import InboundMessage
 from courtesy.store.outgoing import OutgoingMessage
@@ -34,13 +33,6 @@ AFTER = timedelta(days=2)
 # 2026-W13: Monday 23 March to Sunday 29 March; clocks go forward on Sunday 29 March.
 DST_WEEK = Week(2026, 13)
 _ids = itertools.count(1)
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 def at(day: int, hour: int = 9, minute: int = 0) -> datetime:
