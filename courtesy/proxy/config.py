@@ -12,7 +12,7 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -375,12 +375,6 @@ class Config:
                 return section.username
         return self.addresses[0] if self.addresses else None
 
-    def check_settings(self, family: str) -> Any:
-        found = self.checks.get(family)
-        if found is None:
-            return registry.families()[family].settings_type()
-        return found
-
     def action_for(self, code: str) -> Action:
         """The policy's action for a finding code: exact code first, then its family."""
         if code in self.policy:
@@ -520,8 +514,3 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     except OSError as exc:
         raise ConfigError(f"cannot read it: {exc.strerror}", file=candidate) from None
     return parse_config(data, candidate)
-
-
-def with_overrides(config: Config, **changes: Any) -> Config:
-    """A copy with some top-level fields replaced (tests and the CLI use this)."""
-    return replace(config, **changes)

@@ -80,13 +80,6 @@ class Inspector(Protocol):
     async def inspect(self, transaction: Transaction) -> Verdict: ...
 
 
-class NoChecks:
-    """The inspector with every check off: everything is relayed."""
-
-    async def inspect(self, transaction: Transaction) -> Verdict:
-        return Verdict()
-
-
 class Disposer(Protocol):
     """Does what the verdict says for hold and reject; returns the client's reply."""
 
