@@ -69,13 +69,6 @@ def _unique(addresses: Iterable[Address]) -> list[Address]:
     return result
 
 
-def _own(ctx: CheckContext) -> set[str]:
-    own = {a.lower() for a in ctx.own_addresses}
-    if ctx.message.sender is not None:
-        own.add(ctx.message.sender.email.lower())
-    return own
-
-
 def _own_domains(ctx: CheckContext, settings: CcSettings) -> set[str]:
     domains = {d.lower().lstrip("@") for d in (*settings.own_domains, *ctx.own_domains)}
     if ctx.message.sender is not None and ctx.message.sender.domain:
@@ -100,7 +93,7 @@ def _listing(addresses: list[Address]) -> str:
 def check_cc(ctx: CheckContext, settings: CcSettings) -> list[Finding]:
     message = ctx.message
     lang = ctx.language
-    own = _own(ctx)
+    own = ctx.own_emails
     findings: list[Finding] = []
 
     cc = [a for a in _unique(message.cc) if a.email.lower() not in own]

@@ -233,3 +233,11 @@ class CheckContext:
     own_domains: frozenset[str] = frozenset()
     thread: ThreadView = ThreadView()
     exceptions: Exceptions = Exceptions()
+
+    @property
+    def own_emails(self) -> frozenset[str]:
+        """The writer's own addresses, lower case: ``own_addresses`` and the sender's."""
+        own = {a.lower() for a in self.own_addresses}
+        if self.message.sender is not None:
+            own.add(self.message.sender.email.lower())
+        return frozenset(own)

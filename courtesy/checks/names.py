@@ -1133,9 +1133,7 @@ class _Recipients:
 
 def _recipients(ctx: CheckContext, settings: NameSettings) -> _Recipients:
     message = ctx.message
-    own = {a.lower() for a in ctx.own_addresses}
-    if message.sender is not None:
-        own.add(message.sender.email.lower())
+    own = ctx.own_emails
     groups: list[tuple[str, tuple[Address, ...]]] = [("to", message.to)]
     if settings.include_cc:
         groups.append(("cc", message.cc))
@@ -1191,7 +1189,7 @@ def _full_key(parsed: PersonName) -> str:
     return normalise(" ".join(p for p in (given, family, *other) if p))
 
 
-def _thread_people(ctx: CheckContext, own: set[str]) -> tuple[KnownName, ...]:
+def _thread_people(ctx: CheckContext, own: frozenset[str]) -> tuple[KnownName, ...]:
     """The authors of the quoted messages with a person's name, except the sender.
 
     Recipients among them stay in: that the message answers somebody is what
