@@ -605,15 +605,16 @@ def apply_flags(
     """
     if not changes:
         return 0
-    stored: dict[int, int] = {
-        uid: pk
-        for uid, pk in session.execute(
-            select(InboundLocation.uid, InboundLocation.id).where(
-                InboundLocation.folder_id == folder.id,
-                InboundLocation.uid.in_(list(changes)),
-            )
+    stored: dict[int, int] = {}
+    pks: list[int] = []
+    for uid, pk, message_pk in session.execute(
+        select(InboundLocation.uid, InboundLocation.id, InboundLocation.message_pk).where(
+            InboundLocation.folder_id == folder.id,
+            InboundLocation.uid.in_(list(changes)),
         )
-    }
+    ):
+        stored[uid] = pk
+        pks.append(message_pk)
     if not stored:
         return 0
     session.execute(
@@ -624,23 +625,18 @@ def apply_flags(
             if uid in stored
         ],
     )
-    pks = list(
-        session.scalars(
-            select(InboundLocation.message_pk).where(InboundLocation.id.in_(list(stored.values())))
-        )
+    loc_seen = (
+        select(InboundLocation.id)
+        .where(InboundLocation.message_pk == InboundMessage.id, InboundLocation.seen)
+        .exists()
+    )
+    loc_answered = (
+        select(InboundLocation.id)
+        .where(InboundLocation.message_pk == InboundMessage.id, InboundLocation.answered)
+        .exists()
     )
     for start in range(0, len(pks), _CHUNK):
         chunk = pks[start : start + _CHUNK]
-        loc_seen = (
-            select(InboundLocation.id)
-            .where(InboundLocation.message_pk == InboundMessage.id, InboundLocation.seen)
-            .exists()
-        )
-        loc_answered = (
-            select(InboundLocation.id)
-            .where(InboundLocation.message_pk == InboundMessage.id, InboundLocation.answered)
-            .exists()
-        )
         session.execute(
             update(InboundMessage)
             .where(InboundMessage.id.in_(chunk))
