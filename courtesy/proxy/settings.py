@@ -8,6 +8,7 @@ expected, and never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import types
@@ -137,15 +138,11 @@ def convert(tp: Any, value: Any, key: str, file: Path | None) -> Any:
     origin = get_origin(tp)
     try:
         if origin in (types.UnionType, typing.Union):
-            options = get_args(tp)
-            errors: list[ConfigError] = []
-            for option in options:
+            for option in get_args(tp):
                 if option is type(None):
                     continue
-                try:
+                with contextlib.suppress(ConfigError):
                     return convert(option, value, key, file)
-                except ConfigError as exc:
-                    errors.append(exc)
             raise ConfigError(f"expected {_describe(tp)}, got {value!r}", file=file, key=key)
         if tp is Any:
             return value
