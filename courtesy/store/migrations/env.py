@@ -20,24 +20,7 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fal
     return False
 
 
-def run_migrations() -> None:
-    connection = config.attributes.get("connection")
-    if connection is None:
-        from sqlalchemy import create_engine
-
-        url = config.get_main_option("sqlalchemy.url")
-        if not url:
-            raise RuntimeError("set sqlalchemy.url or pass a connection")
-        engine = create_engine(url)
-        with engine.begin() as conn:
-            context.configure(
-                connection=conn,
-                target_metadata=target_metadata,
-                render_as_batch=True,
-                render_item=render_item,
-            )
-            context.run_migrations()
-        return
+def _run(connection: Any) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -45,6 +28,21 @@ def run_migrations() -> None:
         render_item=render_item,
     )
     context.run_migrations()
+
+
+def run_migrations() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    from sqlalchemy import create_engine
+
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("set sqlalchemy.url or pass a connection")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        _run(conn)
 
 
 run_migrations()
