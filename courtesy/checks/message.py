@@ -24,7 +24,7 @@ from email.utils import getaddresses
 from functools import lru_cache
 
 from courtesy.checks.model import Address, OutgoingMessage
-from courtesy.checks.newtext import extract, html_to_text
+from courtesy.checks.newtext import read_body
 from courtesy.checks.quoted import quoted_authors
 
 _MAX_PARTS = 200
@@ -377,8 +377,7 @@ def parse_message(
         plain, html, types = _bodies(msg)
     except RecursionError:  # walk() recurses once per nesting level
         plain, html, types = "", "", (msg.get_content_type(),)
-    parts = extract(plain, html)
-    body_text = plain if plain.strip() else (html_to_text(html) if html else "")
+    parts, body_text = read_body(plain, html)
 
     return OutgoingMessage(
         raw_size=len(raw),

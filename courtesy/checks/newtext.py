@@ -696,13 +696,18 @@ _BORDER_TOP_RE = re.compile(r"border-top\s*:\s*solid", re.IGNORECASE)
 
 
 class _HtmlSplitter(HTMLParser):
-    """Collects text into new / quoted / signature buffers while walking the tags."""
+    """Collects text into new / quoted / signature buffers while walking the tags.
+
+    ``everything`` gets every piece too, in document order: the whole body as
+    text, from the same reading.
+    """
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.new: list[str] = []
         self.quoted: list[str] = []
         self.signature: list[str] = []
+        self.everything: list[str] = []
         # (tag, depth of that tag when the container opened, buffer name)
         self._containers: list[tuple[str, int, str]] = []
         self._depth: dict[str, int] = {}
@@ -713,6 +718,10 @@ class _HtmlSplitter(HTMLParser):
         # Open "outlook" containers, counted: scanning the stack for each piece of
         # text was quadratic on unclosed containers (tests/data/hostile).
         self._outlook_open = 0
+
+    def _line_break(self) -> None:
+        self._target().append("\n")
+        self.everything.append("\n")
 
     def _target(self) -> list[str]:
         if self._cut:
@@ -733,7 +742,7 @@ class _HtmlSplitter(HTMLParser):
             self._skip = (tag, depth)
             return
         if tag in _BLOCK_TAGS:
-            self._target().append("\n")
+            self._line_break()
         if tag in _VOID_TAGS:
             return
         depth = self._depth.get(tag, 0)
@@ -779,7 +788,7 @@ class _HtmlSplitter(HTMLParser):
         if self._skip is not None:
             return
         if tag in _BLOCK_TAGS:
-            self._target().append("\n")
+            self._line_break()
         if tag not in _VOID_TAGS:
             kind = self._classify(tag, attrs)
             if kind == "cut":
@@ -789,7 +798,7 @@ class _HtmlSplitter(HTMLParser):
         depth = self._depth.get(tag, 0)
         if depth == 0:
             if tag in _BLOCK_TAGS:
-                self._target().append("\n")
+                self._line_break()
             return
         self._depth[tag] = depth - 1
         if self._skip is not None:
@@ -806,7 +815,7 @@ class _HtmlSplitter(HTMLParser):
                     self._outlook_open -= 1
                     self._outlook_block_closed()
         if tag in _BLOCK_TAGS:
-            self._target().append("\n")
+            self._line_break()
 
     def _outlook_block_closed(self) -> None:
         """A bordered div that holds a "From:" header: the rest is the quoted mail."""
@@ -821,10 +830,12 @@ class _HtmlSplitter(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._skip is not None:
             return
+        text = data if self._pre else _collapse(data)
+        self.everything.append(text)
         if self._outlook_open:
-            self._outlook.append(data if self._pre else _collapse(data))
+            self._outlook.append(text)
             return
-        self._target().append(data if self._pre else _collapse(data))
+        self._target().append(text)
 
 
 _SPACE_RE = re.compile(r"[ \t\r\n\f\v]+")
@@ -834,24 +845,28 @@ def _collapse(data: str) -> str:
     return _SPACE_RE.sub(" ", data)
 
 
-def html_to_text(html: str) -> str:
-    """HTML as plain text with its line structure, everything included."""
-    return split_html(html, keep_all=True).text
-
-
-def split_html(html: str, keep_all: bool = False) -> NewText:
-    """Split an HTML body: quote containers and signatures go to their own buffers."""
+def _read_html(html: str) -> _HtmlSplitter:
     parser = _HtmlSplitter()
-    if keep_all:
-        parser._classify = lambda tag, attrs: None  # type: ignore[method-assign]
     try:
         parser.feed(html[:_MAX_TEXT])
         parser.close()
     except (AssertionError, ValueError):  # malformed markup: keep what was read
         pass
+    return parser
+
+
+def html_to_text(html: str) -> str:
+    """HTML as plain text with its line structure, everything included."""
+    return _tidy("".join(_read_html(html).everything))
+
+
+def split_html(html: str) -> NewText:
+    """Split an HTML body: quote containers and signatures go to their own buffers."""
+    return _split_read(_read_html(html))
+
+
+def _split_read(parser: _HtmlSplitter) -> NewText:
     new = _tidy("".join(parser.new))
-    if keep_all:
-        return NewText(text=new, quoted="", signature="")
     # The converted text may still hold plain-text quotes (">" or "From: … Sent:").
     plain = split_plain(new)
     signature = _tidy("".join(parser.signature))
@@ -880,8 +895,14 @@ def _tidy(text: str) -> str:
 
 def extract(text: str, html: str | None = None) -> NewText:
     """The new text of a body: from the plain part when there is one, else from HTML."""
+    return read_body(text, html)[0]
+
+
+def read_body(text: str, html: str | None = None) -> tuple[NewText, str]:
+    """:func:`extract`, and the whole body as text (HTML converted), from one reading."""
     if text.strip():
-        return split_plain(text)
+        return split_plain(text), text
     if html:
-        return split_html(html)
-    return NewText(text="", quoted="", signature="")
+        parser = _read_html(html)
+        return _split_read(parser), _tidy("".join(parser.everything))
+    return NewText(text="", quoted="", signature=""), ""
