@@ -24,7 +24,8 @@ from courtesy.store.db import StoreError
 log = logging.getLogger("courtesy")
 
 EXIT_OK = 0
-EXIT_FINDINGS = 1
+EXIT_FINDINGS = 1  # courtesy check: a message would not be relayed
+EXIT_FAILED = 1  # courtesy held release: upstream did not take the message
 EXIT_USAGE = 2
 
 

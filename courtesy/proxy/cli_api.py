@@ -7,10 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from courtesy.proxy.api import load_secrets
-from courtesy.proxy.cli import config_from_args
+from courtesy.proxy.cli import EXIT_OK, config_from_args
 from courtesy.store.db import open_store
-
-EXIT_OK = 0
 
 
 def cmd_api_token(args: argparse.Namespace) -> int:

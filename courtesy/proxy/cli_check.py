@@ -13,7 +13,7 @@ from typing import Any
 from courtesy.checks.message import NotAMessage
 from courtesy.checks.model import AddressBook, Contact, Finding, MemoryAddressBook
 from courtesy.proxy.addressbook import LayeredAddressBook
-from courtesy.proxy.cli import config_from_args
+from courtesy.proxy.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, config_from_args
 from courtesy.proxy.config import Config
 from courtesy.proxy.contacts_import import ContactsFormatError, read_contacts
 from courtesy.proxy.inspect import evaluate
@@ -24,8 +24,6 @@ from courtesy.store.contacts import (
     upsert_contacts,
 )
 from courtesy.store.db import Store, open_store
-
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 
 def _existing_store(config: Config) -> Store | None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from courtesy.checks.message import NotAMessage, parse_message
-from courtesy.proxy.cli import config_from_args
+from courtesy.proxy.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_from_args
 from courtesy.proxy.config import Config
 from courtesy.proxy.hold import Holder, Outcome
 from courtesy.proxy.notices import finding_sentence
@@ -30,8 +30,6 @@ from courtesy.store.held import (
     list_held,
     remove_exception,
 )
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _store(config: Config) -> Store:
