@@ -117,6 +117,19 @@ class Outcome:
     def ok(self) -> bool:
         return self.result in ("released", "discarded", "expired")
 
+    @classmethod
+    def of(cls, row: HeldMessage, result: str, **details: Any) -> Outcome:
+        """The outcome for a stored message, with its subject, envelope and language."""
+        return cls(
+            row.id,
+            result,
+            subject=row.subject,
+            sender=row.envelope_from,
+            recipients=tuple(row.recipients),
+            language=row.language,
+            **details,
+        )
+
 
 @dataclass(frozen=True)
 class _Claimed:
@@ -418,15 +431,7 @@ class Holder:
         row = session.get(HeldMessage, held_id)
         if row is None:
             return Outcome(held_id, "missing")
-        return Outcome(
-            held_id,
-            "not_held",
-            subject=row.subject,
-            sender=row.envelope_from,
-            recipients=tuple(row.recipients),
-            language=row.language,
-            state=row.state,
-        )
+        return Outcome.of(row, "not_held", state=row.state)
 
     def _claim_release(self, held_id: int) -> _Claimed | Outcome:
         with self.store.session() as session:
@@ -518,14 +523,7 @@ class Holder:
                 row.token_hash = None
                 row.closed_at = utcnow()
                 row.closed_by = by
-                return Outcome(
-                    held_id,
-                    "expired" if state is HeldState.EXPIRED else "discarded",
-                    subject=row.subject,
-                    sender=row.envelope_from,
-                    recipients=tuple(row.recipients),
-                    language=row.language,
-                )
+                return Outcome.of(row, "expired" if state is HeldState.EXPIRED else "discarded")
 
         outcome = await asyncio.to_thread(run)
         if outcome.ok:
