@@ -82,6 +82,14 @@ class Contact:
     skip_checks: frozenset[str] = frozenset()
 
 
+def first_given_name(given: str | None) -> str | None:
+    """The first of a person's given names: "Anna" of "Anna Maria", "Hans-Peter" itself."""
+    if not given:
+        return None
+    words = given.split()
+    return words[0] if words else None
+
+
 class AddressBook(Protocol):
     """Read-only view of the contacts the checks may consult."""
 
@@ -117,7 +125,7 @@ class MemoryAddressBook:
             if known is None or _rank(contact.source) < _rank(known.source):
                 self._by_email[key] = contact
         # The first given name too: "Anna" finds "Anna Maria" (middle names are kept in given).
-        first = contact.given.split()[0] if contact.given and contact.given.split() else None
+        first = first_given_name(contact.given)
         names = (contact.name, contact.given, first, contact.family, *contact.nicknames)
         for name in dict.fromkeys(n.casefold() for n in names if n):
             self._by_name.setdefault(name, []).append(contact)

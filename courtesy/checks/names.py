@@ -32,6 +32,9 @@ from courtesy.checks.model import (
     QuotedAuthor,
     Severity,
 )
+
+# Re-exported: the store and bench/accuracy_names.py import it from here.
+from courtesy.checks.model import first_given_name as first_given_name
 from courtesy.checks.registry import CheckFamily, register
 
 CODE_MISSPELLED = "name.misspelled"
@@ -467,14 +470,6 @@ class KnownName:
             for part in re.split(r"[\s-]+", name):
                 add(part, "other")
         return self
-
-
-def first_given_name(given: str | None) -> str | None:
-    """The first of a person's given names: "Anna" of "Anna Maria", "Hans-Peter" itself."""
-    if not given:
-        return None
-    words = given.split()
-    return words[0] if words else None
 
 
 def given_names(*parts: str | None) -> str | None:
