@@ -812,6 +812,11 @@ def _initials(display: str) -> frozenset[str]:
     return frozenset(normalise(w)[:1] for w in re.split(r"[\s,.]+", display) if normalise(w))
 
 
+def _letters(text: str) -> str:
+    """The ASCII letters of a name's normalised key: "d..steffes" -> "dsteffes"."""
+    return re.sub(r"[^a-z]", "", normalise(text))
+
+
 def address_fits(email: str, given: str, family: str, initials: frozenset[str]) -> bool:
     """Whether a mailbox name is built from this person's name.
 
@@ -822,10 +827,10 @@ def address_fits(email: str, given: str, family: str, initials: frozenset[str]) 
     three letters or more, so a chance fit is unlikely.
     """
     local = email.partition("@")[0].split("+", 1)[0].lower()
-    joined = re.sub(r"[^a-z]", "", normalise(local))
-    fam = re.sub(r"[^a-z]", "", normalise(_strip_particles(family)))
-    full_fam = re.sub(r"[^a-z]", "", normalise(family))
-    first = re.sub(r"[^a-z]", "", normalise(first_given_name(given) or ""))
+    joined = _letters(local)
+    fam = _letters(_strip_particles(family))
+    full_fam = _letters(family)
+    first = _letters(first_given_name(given) or "")
     if len(fam) < 3 or not joined:
         return False
     for surname in {fam, full_fam}:
