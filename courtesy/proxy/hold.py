@@ -51,7 +51,7 @@ from courtesy.proxy.relay import (
     UpstreamAuthFailed,
     UpstreamUnavailable,
 )
-from courtesy.store.base import utcnow
+from courtesy.store.base import rowcount, utcnow
 from courtesy.store.db import Store
 from courtesy.store.held import (
     HeldMessage,
@@ -602,7 +602,7 @@ class Holder:
                         release_error="a release was interrupted; it may have reached upstream",
                     )
                 )
-                return int(getattr(result, "rowcount", 0) or 0)
+                return rowcount(result)
 
         count = await asyncio.to_thread(run)
         if count:
