@@ -416,7 +416,8 @@ def set_override(
 
 
 def delete_contact(session: Session, email: str) -> bool:
-    row = _rows_by_email(session, [email]).get(email.strip().lower())
+    email = email.strip().lower()
+    row = _rows_by_email(session, [email]).get(email)
     if row is None:
         return False
     session.execute(delete(ContactRow).where(ContactRow.id == row.id))

@@ -204,3 +204,13 @@ def test_bulk_import_with_duplicate_address_in_one_batch(sessions: sessionmaker[
         assert count_contacts(session) == 1200
     three = StoreAddressBook(sessions).by_email("extra@x.de")
     assert three is not None and three.name == "Paula Three"
+
+
+def test_delete_contact_takes_the_address_as_typed(sessions: sessionmaker[Session]) -> None:
+    """Spaces and capitals around the address (as typed on the command line) still find it."""
+    with sessions.begin() as session:
+        upsert_contacts(session, [Contact(("bob@home.example",), "Bob Jones", "Bob", "Jones")])
+    with sessions.begin() as session:
+        assert delete_contact(session, "  Bob@Home.example ")
+        assert not delete_contact(session, "bob@home.example")
+    assert StoreAddressBook(sessions).by_email("bob@home.example") is None
