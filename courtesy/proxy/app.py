@@ -117,12 +117,15 @@ async def start(
         inspector = build_inspector(config, store)
     holder = Holder(store, upstream, config)
     schedule = None
-    if config.report.enabled and config.report_recipient:
+    recipient = config.report_recipient
+    if config.report.enabled and not recipient:
+        log.info("weekly report off: set report.to (no own address is known)")
+    elif config.report.enabled and recipient:
         # Imported only when needed: the report modules are a few MB of a
         # long-running process's memory.
         from courtesy.proxy.schedule import report_schedule
 
-        schedule = report_schedule(config, store, upstream)
+        schedule = report_schedule(config, store, upstream, recipient)
     service = await asyncio.to_thread(check_service, config.api, store, inspector)
     handler = ProxyHandler(
         upstream,

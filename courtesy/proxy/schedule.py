@@ -246,18 +246,14 @@ class ReportSchedule:
         return asyncio.get_running_loop().create_task(self.run(), name="report-schedule")
 
 
-def report_schedule(config: Config, store: Store, upstream: Upstream) -> ReportSchedule | None:
-    """The schedule for ``courtesy run``; None when ``[report]`` is off or nobody would get it.
+def report_schedule(
+    config: Config, store: Store, upstream: Upstream, recipient: str
+) -> ReportSchedule:
+    """The schedule for ``courtesy run`` (which decides whether there is one).
 
     Built before the proxy starts listening, so a bad ``report.schedule`` or
     ``report.timezone`` stops the start with a one-line config error.
     """
-    if not config.report.enabled:
-        return None
-    recipient = config.report_recipient
-    if not recipient:
-        log.info("weekly report off: set report.to (no own address is known)")
-        return None
 
     async def deliver(to: str, raw: bytes) -> str:
         return await deliver_report(config, upstream, to, raw)
