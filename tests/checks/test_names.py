@@ -72,10 +72,15 @@ def book() -> MemoryAddressBook:
     )
 
 
-def run(name: str, language: str = "en", **kwargs: object) -> list[Finding]:
-    message = parse_message((DATA / f"{name}.eml").read_bytes())
+def run_raw(raw: bytes, language: str = "en", **kwargs: object) -> list[Finding]:
+    """The name checks on a raw message, against book()."""
+    message = parse_message(raw)
     ctx = CheckContext(message=message, contacts=book(), language=language, **kwargs)  # type: ignore[arg-type]
     return check_names(ctx, NameSettings())
+
+
+def run(name: str, language: str = "en", **kwargs: object) -> list[Finding]:
+    return run_raw((DATA / f"{name}.eml").read_bytes(), language, **kwargs)
 
 
 def codes(name: str) -> list[str]:
@@ -419,9 +424,7 @@ def run_variant(name: str, old: str, new: str, language: str = "en") -> list[Fin
     """``name``.eml with its greeting ``old`` rewritten as ``new``."""
     raw = (DATA / f"{name}.eml").read_bytes()
     assert old.encode() in raw
-    message = parse_message(raw.replace(old.encode(), new.encode(), 1))
-    ctx = CheckContext(message=message, contacts=book(), language=language)
-    return check_names(ctx, NameSettings())
+    return run_raw(raw.replace(old.encode(), new.encode(), 1), language)
 
 
 @pytest.mark.parametrize(
