@@ -277,24 +277,70 @@ _LETTERS_RE = re.compile(r"[^\W\d_]")
 _PLAYFUL_RE = re.compile(r"hi{1,9}|he{1,9}y{1,9}|hel{1,9}o{2,9}")
 
 
-def _phrase_table() -> dict[str, list[tuple[tuple[str, ...], str, bool]]]:
-    """First word -> [(phrase tokens, language, strong)], longest phrase first."""
-    table: dict[str, list[tuple[tuple[str, ...], str, bool]]] = {}
+_PhraseEntry = tuple[tuple[str, ...], str, bool]
+ExtraWords = Mapping[str, Sequence[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class GreetingVocabulary:
+    """The greeting phrases a salutation may open with, by first word.
+
+    Built once for the built-in lists and once per set of configured extra words
+    (``[checks.greeting] extra_words``), so that a configuration never changes what
+    another one (or a test) sees. Words listed for more than one language are no
+    evidence of the language.
+    """
+
+    phrases: Mapping[str, tuple[_PhraseEntry, ...]]
+    ambiguous: frozenset[str]
+
+    @classmethod
+    def of(cls, entries: Iterable[_PhraseEntry]) -> GreetingVocabulary:
+        table: dict[str, list[_PhraseEntry]] = {}
+        for entry in entries:
+            table.setdefault(entry[0][0], []).append(entry)
+        ambiguous = frozenset(
+            word for word, found in table.items() if len({language for _, language, _ in found}) > 1
+        )
+        # Longest phrase first; the sort is stable, so built-in entries stay ahead.
+        phrases = {
+            word: tuple(sorted(found, key=lambda entry: -len(entry[0])))
+            for word, found in table.items()
+        }
+        return cls(MappingProxyType(phrases), ambiguous)
+
+
+def _builtin_entries() -> list[_PhraseEntry]:
+    entries: list[_PhraseEntry] = []
     for strong, source in ((True, _STRONG), (False, _WEAK)):
         for language, phrases in source.items():
             for phrase in phrases:
-                tokens = tuple(phrase.split())
-                table.setdefault(tokens[0], []).append((tokens, language, strong))
-    for entries in table.values():
-        entries.sort(key=lambda entry: -len(entry[0]))
-    return table
+                entries.append((tuple(phrase.split()), language, strong))
+    return entries
 
 
-_PHRASES = _phrase_table()
-# Words that occur in more than one language's list are not language evidence.
-_AMBIGUOUS_FIRST = frozenset(
-    word for word, entries in _PHRASES.items() if len({language for _, language, _ in entries}) > 1
-)
+DEFAULT_VOCABULARY = GreetingVocabulary.of(_builtin_entries())
+
+
+def vocabulary_for(extra_words: ExtraWords) -> GreetingVocabulary:
+    """The built-in phrases plus configured extra words (strong: they greet whatever follows)."""
+    if not extra_words:
+        return DEFAULT_VOCABULARY
+    key = tuple(sorted((language, tuple(words)) for language, words in extra_words.items()))
+    return _vocabulary_with(key)
+
+
+@lru_cache(maxsize=16)
+def _vocabulary_with(extra: tuple[tuple[str, tuple[str, ...]], ...]) -> GreetingVocabulary:
+    entries = _builtin_entries()
+    present = {(tokens, language) for tokens, language, _ in entries}
+    for language, words in extra:
+        for word in words:
+            tokens = tuple(word.casefold().split())
+            if tokens and (tokens, language) not in present:
+                present.add((tokens, language))
+                entries.append((tokens, language, True))
+    return GreetingVocabulary.of(entries)
 
 
 class _Token:
@@ -370,12 +416,14 @@ def _is_terminator(token: _Token) -> bool:
     return not token.is_word and (token.text in _TERMINATORS or token.text.startswith("--"))
 
 
-def _match_greeting(tokens: Sequence[_Token], i: int) -> tuple[int, str, bool] | None:
+def _match_greeting(
+    tokens: Sequence[_Token], i: int, vocabulary: GreetingVocabulary
+) -> tuple[int, str, bool] | None:
     """Length, language and strength of a greeting phrase at ``tokens[i]``."""
     if i >= len(tokens) or not tokens[i].is_word:
         return None
     first = tokens[i].low
-    candidates = _PHRASES.get(first)
+    candidates = vocabulary.phrases.get(first)
     if candidates is None:
         # "Hallihallöchen", "Hallooo", "Hiii": playful spellings of hallo/hi.
         if first.startswith(("hallo", "halli", "hallö")) or _PLAYFUL_RE.fullmatch(first):
@@ -384,12 +432,14 @@ def _match_greeting(tokens: Sequence[_Token], i: int) -> tuple[int, str, bool] |
     for phrase, language, strong in candidates:
         n = len(phrase)
         if tuple(t.low for t in tokens[i : i + n]) == phrase:
-            lang = language if first not in _AMBIGUOUS_FIRST else ""
+            lang = language if first not in vocabulary.ambiguous else ""
             return (n, lang, strong)
     return None
 
 
-def _weak_ok(tokens: Sequence[_Token], j: int, all_lower: bool) -> bool:
+def _weak_ok(
+    tokens: Sequence[_Token], j: int, all_lower: bool, vocabulary: GreetingVocabulary
+) -> bool:
     """Whether what follows a weak greeting word makes it a salutation."""
     if j >= len(tokens):
         return True
@@ -398,7 +448,7 @@ def _weak_ok(tokens: Sequence[_Token], j: int, all_lower: bool) -> bool:
         return _is_terminator(nxt)
     if nxt.low in _CLOSING_NOUNS:
         return False
-    if nxt.low in _GROUP_WORDS or nxt.low in _TITLES or _match_greeting(tokens, j):
+    if nxt.low in _GROUP_WORDS or nxt.low in _TITLES or _match_greeting(tokens, j, vocabulary):
         return True
     return nxt.capitalised or all_lower
 
@@ -491,7 +541,10 @@ def _raw(line: str, group: list[_Token]) -> str:
 
 
 def _parse_line(
-    line: str, known: frozenset[str], next_is_sentence: bool = False
+    line: str,
+    known: frozenset[str],
+    next_is_sentence: bool = False,
+    vocabulary: GreetingVocabulary = DEFAULT_VOCABULARY,
 ) -> tuple[list[str], list[str], bool, str] | None:
     """Greeting words, names, group flag and language of a salutation line."""
     tokens = _tokens(line[:_MAX_LINE])
@@ -508,14 +561,14 @@ def _parse_line(
     names: list[str] = []
     group = False
     language = ""
-    first_match = _match_greeting(tokens, i)
+    first_match = _match_greeting(tokens, i, vocabulary)
     if first_match is not None:
         while i < len(tokens):
-            found = _match_greeting(tokens, i)
+            found = _match_greeting(tokens, i, vocabulary)
             if found is None:
                 break
             n, lang, strong = found
-            if not strong and not _weak_ok(tokens, i + n, all_lower):
+            if not strong and not _weak_ok(tokens, i + n, all_lower, vocabulary):
                 break
             last = tokens[i + n - 1]
             words.append(line[tokens[i].start : last.start + len(last.text)])
@@ -527,7 +580,7 @@ def _parse_line(
                 not parts
                 and j < len(tokens)
                 and tokens[j].text == ","
-                and (j + 1 < len(tokens) and _match_greeting(tokens, j + 1) is None)
+                and (j + 1 < len(tokens) and _match_greeting(tokens, j + 1, vocabulary) is None)
             ):
                 parts2, is_group2, k2 = _name_part(tokens, j + 1, all_lower)
                 ends_line = k2 >= len(tokens) or tokens[k2].text in ("?", "!", ",", ":")
@@ -544,7 +597,7 @@ def _parse_line(
             # ", hallo Odette" / "und hallo Odette": another greeting follows.
             while i < len(tokens) and (tokens[i].text in ",&" or tokens[i].low in _CONNECTORS):
                 i += 1
-            if _match_greeting(tokens, i) is None:
+            if _match_greeting(tokens, i, vocabulary) is None:
                 break
         if not words:
             return None
@@ -594,7 +647,7 @@ def _parse_line(
             and after.capitalised
             and after.low not in _NOT_NAMES
             and after.stem not in _NOT_NAMES
-            and _match_greeting(tokens, k + 1) is None
+            and _match_greeting(tokens, k + 1, vocabulary) is None
             and not known_hit
             and (term.text == "," or not name_hit)
         ):
@@ -655,19 +708,24 @@ def _cached_name_words(name: str) -> tuple[str, ...]:
     return _words_of_name(name)
 
 
-def find_salutation(new_text: str, known_names: Iterable[str] = ()) -> Salutation | None:
+def find_salutation(
+    new_text: str,
+    known_names: Iterable[str] = (),
+    vocabulary: GreetingVocabulary = DEFAULT_VOCABULARY,
+) -> Salutation | None:
     """The salutation that opens ``new_text``, or None when it opens without one.
 
     Only the first line with text counts. ``known_names`` are
     names the writer may address (recipients' display names): a line that
     holds only such a name ("Kevin") is a vocative, while an unknown
-    capitalised word alone on a line is not.
+    capitalised word alone on a line is not. ``vocabulary`` adds the configured
+    extra greeting words (:func:`vocabulary_for`).
     """
     known = _name_words(known_names)
     lead = [(o, line) for o, line in _lines(new_text) if not _is_id_line(line)][:2]
     for index, (offset, line) in enumerate(lead):
         following = lead[index + 1][1] if index + 1 < len(lead) else ""
-        parsed = _parse_line(line, known, _starts_sentence(following))
+        parsed = _parse_line(line, known, _starts_sentence(following), vocabulary)
         if index == 1 and parsed is not None and not parsed[0]:
             return None  # below a heading only a greeting word counts, not a bare name
         if parsed is not None:
@@ -785,25 +843,18 @@ def _recipient_names(message: OutgoingMessage) -> list[str]:
     return names
 
 
-def _with_extra_words(settings: GreetingSettings) -> None:
-    for language, words in settings.extra_words.items():
-        for word in words:
-            tokens = tuple(word.casefold().split())
-            if not tokens:
-                continue
-            entries = _PHRASES.setdefault(tokens[0], [])
-            if not any(entry[0] == tokens for entry in entries):
-                entries.append((tokens, language, True))
-                entries.sort(key=lambda entry: -len(entry[0]))
-
-
-def _quick_reply(message: OutgoingMessage, settings: GreetingSettings, known: list[str]) -> bool:
+def _quick_reply(
+    message: OutgoingMessage,
+    settings: GreetingSettings,
+    known: list[str],
+    vocabulary: GreetingVocabulary,
+) -> bool:
     """A short reply to a message that itself opened without a salutation."""
     if not message.is_reply or not message.quoted_text.strip():
         return False
     if len(message.new_text.split()) > settings.quick_reply_max_words:
         return False
-    return find_salutation(message.quoted_text, known) is None
+    return find_salutation(message.quoted_text, known, vocabulary) is None
 
 
 def first_line(text: str, limit: int = 120) -> str:
@@ -822,8 +873,6 @@ def check_greeting(ctx: CheckContext, settings: GreetingSettings) -> list[Findin
         return []
     if settings.exempt_to_self and _to_self(ctx):
         return []
-    if settings.extra_words:
-        _with_extra_words(settings)
     if not message.new_text.strip():
         if settings.no_new_text == "off":
             return []
@@ -836,9 +885,10 @@ def check_greeting(ctx: CheckContext, settings: GreetingSettings) -> list[Findin
             )
         ]
     known = _recipient_names(message)
-    if find_salutation(message.new_text, known) is not None:
+    vocabulary = vocabulary_for(settings.extra_words)
+    if find_salutation(message.new_text, known, vocabulary) is not None:
         return []
-    if settings.exempt_quick_replies and _quick_reply(message, settings, known):
+    if settings.exempt_quick_replies and _quick_reply(message, settings, known, vocabulary):
         return []
     hint = _hint_name(message)
     return [

@@ -241,6 +241,8 @@ class CheckContext:
     own_domains: frozenset[str] = frozenset()
     thread: ThreadView = ThreadView()
     exceptions: Exceptions = Exceptions()
+    # ``[checks.greeting] extra_words``: the names check reads salutations too.
+    greeting_words: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     @property
     def own_emails(self) -> frozenset[str]:

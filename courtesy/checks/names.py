@@ -1470,14 +1470,15 @@ def _address_as(name: WrittenName, known: KnownName) -> str | None:
 
 def check_names(ctx: CheckContext, settings: NameSettings) -> list[Finding]:
     """The family's entry point: read the salutation, then compare its names."""
-    from courtesy.checks.greeting import find_salutation
+    from courtesy.checks.greeting import find_salutation, vocabulary_for
 
     message = ctx.message
+    vocabulary = vocabulary_for(ctx.greeting_words)
     recipients = _recipients(ctx, settings)
     hints = [a.name for a in (*message.to, *message.cc) if a.name]
     for known in (*recipients.known, *recipients.quoted):
         hints.extend(known.keys.values())
-    salutation = find_salutation(message.new_text, hints)
+    salutation = find_salutation(message.new_text, hints, vocabulary)
     if salutation is None:
         # A bare vocative with a name nobody expects ("Zosie -- please ..."): the
         # parser accepts it once told the word is a name, which only we can say.
@@ -1485,7 +1486,7 @@ def check_names(ctx: CheckContext, settings: NameSettings) -> list[Finding]:
         leading = _leading_words(opening)
         if _name_evidence(ctx, settings, recipients, leading) or _dash_vocative(opening):
             # One word is a name: its neighbours in the opening are, too ("Carlo Meier").
-            salutation = find_salutation(message.new_text, [*hints, *leading])
+            salutation = find_salutation(message.new_text, [*hints, *leading], vocabulary)
     if salutation is None or salutation.group or not salutation.names:
         return []
     written = parse_written(salutation.names)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from courtesy.checks.model import CheckContext, Finding
@@ -77,6 +77,11 @@ def run_checks(context: CheckContext, settings: Mapping[str, Any] | None = None)
     """Run every enabled family; a family that raises becomes a CheckError."""
     findings: list[Finding] = []
     errors: list[CheckError] = []
+    extra_words = getattr((settings or {}).get("greeting"), "extra_words", None)
+    if extra_words and not context.greeting_words:
+        # Greeting words are the greeting family's setting, but every check that
+        # reads the salutation must know them.
+        context = replace(context, greeting_words=extra_words)
     for name, family in families().items():
         family_settings = (settings or {}).get(name) or family.settings_type()
         if not getattr(family_settings, "enabled", True):

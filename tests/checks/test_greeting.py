@@ -181,6 +181,17 @@ def test_extra_words_setting() -> None:
     ctx = CheckContext(message=msg, contacts=MemoryAddressBook())
     assert check_greeting(ctx, GreetingSettings())
     assert not check_greeting(ctx, GreetingSettings(extra_words={"cs": ("ahoj",)}))
+    # One configuration's words do not leak into another's (or into the defaults).
+    assert check_greeting(ctx, GreetingSettings())
+    assert find_salutation("Ahoj Petr,\njak se mas?") is None
+
+
+def test_extra_word_shared_with_another_language_is_no_language_evidence() -> None:
+    assert find_salutation("Hello Anna,\nwie geht's?").language == "en"  # type: ignore[union-attr]
+    both = greeting.vocabulary_for({"de": ("Hello",)})
+    found = find_salutation("Hello Anna,\nwie geht's?", vocabulary=both)
+    assert found is not None and found.names == ("Anna",) and found.language is None
+    assert greeting.vocabulary_for({"de": ("Hello",)}) is both  # built once per configuration
 
 
 @settings(max_examples=300, deadline=None)

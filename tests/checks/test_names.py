@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from courtesy.checks.greeting import GreetingSettings
 from courtesy.checks.message import parse_message
 from courtesy.checks.model import (
     CheckContext,
@@ -316,6 +317,37 @@ def test_registered_and_run_by_registry() -> None:
         CheckContext(message=message, contacts=book()), {"name": NameSettings(enabled=False)}
     )
     assert CODE_MISSPELLED not in [f.code for f in disabled.findings]
+
+
+@pytest.mark.parametrize(
+    ("name", "language", "suggestion"),
+    [("de_extra_greeting_word", "de", "Jonas"), ("en_extra_greeting_word", "en", "Robert")],
+)
+def test_configured_greeting_word_opens_the_salutation_for_the_names_check(
+    name: str, language: str, suggestion: str
+) -> None:
+    # "Ahoj" is no built-in greeting, so "Ahoj Jonsa" reads as a two-word name;
+    # [checks.greeting] extra_words makes it a greeting word for the names check too.
+    unconfigured = run(name, language)
+    assert [(f.code, f.suggestion) for f in unconfigured] == [
+        (CODE_MISSPELLED, f"Ahoj {suggestion}")
+    ]
+    found = run(name, language, greeting_words={"cs": ("Ahoj",)})
+    assert [(f.code, f.suggestion) for f in found] == [(CODE_MISSPELLED, suggestion)]
+
+
+def test_registry_hands_greeting_words_to_the_names_check() -> None:
+    message = parse_message((DATA / "en_extra_greeting_word.eml").read_bytes())
+    context = CheckContext(message=message, contacts=book())
+    plain = run_checks(context, {"greeting": GreetingSettings()})
+    configured = run_checks(context, {"greeting": GreetingSettings(extra_words={"cs": ("ahoj",)})})
+    assert {(f.code, f.suggestion) for f in plain.findings} == {
+        ("greeting.missing", None),
+        (CODE_MISSPELLED, "Ahoj Robert"),
+    }
+    assert [(f.code, f.suggestion) for f in configured.findings] == [(CODE_MISSPELLED, "Robert")]
+    # Other runs are not changed by one configuration's words.
+    assert run_checks(context, {"greeting": GreetingSettings()}) == plain
 
 
 @pytest.mark.parametrize(
