@@ -281,7 +281,7 @@ _PhraseEntry = tuple[tuple[str, ...], str, bool]
 ExtraWords = Mapping[str, Sequence[str]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: one per configuration
 class GreetingVocabulary:
     """The greeting phrases a salutation may open with, by first word.
 
@@ -540,14 +540,42 @@ def _raw(line: str, group: list[_Token]) -> str:
     return line[group[0].start : last.start + len(last.text)].strip()
 
 
+_LineReading = tuple[tuple[str, ...], tuple[str, ...], bool, str]
+
+
 def _parse_line(
     line: str,
     known: frozenset[str],
     next_is_sentence: bool = False,
     vocabulary: GreetingVocabulary = DEFAULT_VOCABULARY,
+) -> _LineReading | None:
+    """Greeting words, names, group flag and language of a salutation line.
+
+    Only the line's head is read, and of ``known`` only the words that occur in
+    it matter; the reading is cached on those. Salutation lines recur ("Hallo
+    Marco,"), and the greeting and the names check read the same one with
+    different known names.
+    """
+    line = line[:_MAX_LINE]
+    relevant = frozenset(t.low for t in _cached_tokens(line, 40) if t.low in known)
+    return _cached_line_reading(line, relevant, next_is_sentence, vocabulary)
+
+
+@lru_cache(maxsize=4096)
+def _cached_line_reading(
+    line: str, known: frozenset[str], next_is_sentence: bool, vocabulary: GreetingVocabulary
+) -> _LineReading | None:
+    found = _read_line(line, known, next_is_sentence, vocabulary)
+    if found is None:
+        return None
+    words, names, group, language = found
+    return tuple(words), tuple(names), group, language
+
+
+def _read_line(
+    line: str, known: frozenset[str], next_is_sentence: bool, vocabulary: GreetingVocabulary
 ) -> tuple[list[str], list[str], bool, str] | None:
-    """Greeting words, names, group flag and language of a salutation line."""
-    tokens = _tokens(line[:_MAX_LINE])
+    tokens = _tokens(line)
     if not tokens:
         return None
     all_lower = line[:_MAX_LINE].islower()

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from courtesy.checks import message, newtext
+from courtesy.checks import greeting, message, newtext
 from courtesy.checks.newtext import NewText, split_plain
 
 EXAMPLES = int(os.environ.get("COURTESY_HYPOTHESIS_EXAMPLES", "300"))
@@ -353,3 +353,27 @@ def test_every_ascii_start_agrees_with_may_cut() -> None:
             if first in newtext._PLAIN_STARTS:
                 assert not newtext._may_cut.__wrapped__(head), head
     assert newtext._may_cut.__wrapped__("Sen") and "S" not in newtext._PLAIN_STARTS
+
+
+# --- salutation lines: the cached reading -------------------------------------
+
+NAME_WORDS = ["Hallo", "Hi", "Dear", "Liebe", "Herr", "Frau", "Dr.", "Kevin", "Anna", "Jeff"]
+NAME_WORDS += ["van", "der", "Berg", "und", "and", "zusammen", "all", "Thanks", "FYI", "Xavier"]
+NAME_WORDS += ["Quill", "kevin", "anna", "Oh", "Great", "I", "had", "the", "Sehr", "geehrte"]
+line_text = st.lists(
+    st.tuples(st.sampled_from(NAME_WORDS), st.sampled_from(["", " ", ", ", ": ", "!", " - ", "?"])),
+    max_size=8,
+).map(lambda pairs: "".join(word + sep for word, sep in pairs))
+known_words = st.frozensets(st.sampled_from([w.casefold() for w in NAME_WORDS] + ["bob", "zed"]))
+
+
+@PROPERTY
+@given(line_text, known_words, st.booleans())
+def test_cached_line_reading_depends_only_on_the_known_words_in_the_line(
+    line: str, known: frozenset[str], next_is_sentence: bool
+) -> None:
+    """_parse_line caches on the known words the line holds; the full set reads the same."""
+    vocabulary = greeting.DEFAULT_VOCABULARY
+    direct = greeting._read_line(line, known, next_is_sentence, vocabulary)
+    expected = None if direct is None else (tuple(direct[0]), tuple(direct[1]), *direct[2:])
+    assert greeting._parse_line(line, known, next_is_sentence, vocabulary) == expected
