@@ -47,9 +47,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from courtesy.checks.greeting import find_salutation
-from courtesy.checks.message import NotAMessage, parse_message
-from courtesy.checks.model import (
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # this checkout's courtesy, not whichever one is installed
+
+from courtesy.checks.greeting import find_salutation  # noqa: E402
+from courtesy.checks.message import NotAMessage, parse_message  # noqa: E402
+from courtesy.checks.model import (  # noqa: E402
     AddressBook,
     CheckContext,
     Contact,
@@ -57,7 +60,7 @@ from courtesy.checks.model import (
     MemoryAddressBook,
     OutgoingMessage,
 )
-from courtesy.checks.names import (
+from courtesy.checks.names import (  # noqa: E402
     CODE_MISSPELLED,
     CODE_WRONG_PERSON,
     NameSettings,
@@ -68,12 +71,11 @@ from courtesy.checks.names import (
     normalise,
     well_known_nickname,
 )
-from courtesy.proxy.contacts_import import read_contacts
-from courtesy.proxy.headers import addresses, header_block, parse_header_block
-from courtesy.proxy.imap import FetchedHeaders
-from courtesy.proxy.poller import read_message
+from courtesy.proxy.contacts_import import read_contacts  # noqa: E402
+from courtesy.proxy.headers import addresses, header_block, parse_header_block  # noqa: E402
+from courtesy.proxy.imap import FetchedHeaders  # noqa: E402
+from courtesy.proxy.poller import read_message  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
