@@ -34,11 +34,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from courtesy.checks.greeting import CODE_MISSING, GreetingSettings, check_greeting
-from courtesy.checks.message import NotAMessage, parse_message
-from courtesy.checks.model import CheckContext, MemoryAddressBook
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # this checkout's courtesy, not whichever one is installed
+
+from courtesy.checks.greeting import CODE_MISSING, GreetingSettings, check_greeting  # noqa: E402
+from courtesy.checks.message import NotAMessage, parse_message  # noqa: E402
+from courtesy.checks.model import CheckContext, MemoryAddressBook  # noqa: E402
+
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"
 
 

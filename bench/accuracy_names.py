@@ -21,16 +21,22 @@ original display names out of From/To/Cc into X-From/X-To/X-cc; those count
 as the headers the poller would have seen, but only where they pair with an
 address unambiguously (X-From with the one From address; an X-To/X-cc entry
 that carries its own address, or the whole field when the header has one
-address). ``--no-harvest`` measures the address book alone.
+address). The poller also stores who wrote every message it sees (list
+mail too): the name check reads it for a reply to a list or role address
+(the authors of the messages it answers). The evaluation gives each message
+a thread view of the *other* corpus messages, Message-ID -> author from
+their From header as ``read_message`` reads it (X-From where the export
+moved the display name there). ``--no-harvest`` measures the address book
+alone, without either.
 
 Reported per language: the false-alarm rate on (a) (any ``name.*`` finding),
 the detection rate on (b) and (c) (any ``name.*`` finding; the share with the
 expected code in brackets). "decidable" restricts (b) and (c) to messages
 where the check can tell a wrong first name: every To/Cc recipient has a
 known given name, or the only unknown ones are mailing-list or role addresses
-and the message quotes somebody (a list reply is decided by its thread). With
-an opaque personal address, or a list without a quote, it stays silent by
-design.
+and the message quotes somebody, or answers a message whose author is known
+(a list reply is decided by its thread). With an opaque personal address, or
+a list reply with neither, it stays silent by design.
 
 Run alone: ``python bench/accuracy_names.py [--corpus DIR] [--seed N] [--no-harvest] [-v]``.
 """
@@ -47,17 +53,22 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from courtesy.checks.greeting import find_salutation
-from courtesy.checks.message import NotAMessage, parse_message
-from courtesy.checks.model import (
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # this checkout's courtesy, not whichever one is installed
+
+from courtesy.checks.greeting import find_salutation  # noqa: E402
+from courtesy.checks.message import NotAMessage, parse_message  # noqa: E402
+from courtesy.checks.model import (  # noqa: E402
+    Address,
     AddressBook,
     CheckContext,
     Contact,
     ContactSource,
     MemoryAddressBook,
     OutgoingMessage,
+    ThreadView,
 )
-from courtesy.checks.names import (
+from courtesy.checks.names import (  # noqa: E402
     CODE_MISSPELLED,
     CODE_WRONG_PERSON,
     NameSettings,
@@ -68,12 +79,11 @@ from courtesy.checks.names import (
     normalise,
     well_known_nickname,
 )
-from courtesy.proxy.contacts_import import read_contacts
-from courtesy.proxy.headers import addresses, header_block, parse_header_block
-from courtesy.proxy.imap import FetchedHeaders
-from courtesy.proxy.poller import read_message
+from courtesy.proxy.contacts_import import read_contacts  # noqa: E402
+from courtesy.proxy.headers import addresses, header_block, parse_header_block  # noqa: E402
+from courtesy.proxy.imap import FetchedHeaders  # noqa: E402
+from courtesy.proxy.poller import read_message  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -236,6 +246,60 @@ def harvest(corpus: Path, labels: list[dict[str, object]]) -> dict[str, list[tup
     return seen
 
 
+def read_author(raw: bytes) -> tuple[str, Address] | None:
+    """(Message-ID, author) as the poller stores a message: its From, read by ``read_message``.
+
+    The poller keeps every message, list and bulk mail included. Where the
+    Enron export moved the display name to X-From, that counts as the From
+    header's, paired as ``_export_pairs`` pairs it.
+    """
+    header = header_block(raw)
+    stored = read_message(
+        FetchedHeaders(uid=0, flags=frozenset(), internaldate=None, header=header),
+        own=frozenset(),
+    ).message
+    if stored.message_id is None or not (stored.from_address or stored.from_name):
+        return None
+    name = stored.from_name or ""
+    if not name:
+        fields = parse_header_block(header)
+        only_from = {k: fields[k] for k in ("from", "x-from") if k in fields}
+        name = next((n for a, n in _export_pairs(only_from) if a == stored.from_address), "")
+    return stored.message_id, Address(email=stored.from_address, name=name)
+
+
+class HarvestedThread:
+    """Who wrote the other corpus messages, as the poller's rows would tell the proxy.
+
+    ``view(exclude)`` is the ThreadView for checking the file ``exclude``:
+    it knows every message but that one (leave-one-out, as ``HarvestedBook``);
+    of several files with the same Message-ID the first one counts, as the
+    store's first row would.
+    """
+
+    def __init__(self, seen: dict[str, list[tuple[str, Address]]]):
+        self.seen = seen
+
+    def view(self, exclude: str) -> ThreadView:
+        authors: dict[str, Address] = {}
+        for message_id, versions in self.seen.items():
+            author = next((a for file, a in versions if file != exclude), None)
+            if author is not None:
+                authors[message_id] = author
+        return ThreadView(authors=authors)
+
+
+def harvest_authors(corpus: Path, labels: list[dict[str, object]]) -> HarvestedThread:
+    """Message-ID -> [(file, author)] over the whole corpus, in file order."""
+    seen: dict[str, list[tuple[str, Address]]] = {}
+    for label in labels:
+        file = str(label["file"])
+        found = read_author((corpus / "messages" / file).read_bytes())
+        if found is not None:
+            seen.setdefault(found[0], []).append((file, found[1]))
+    return HarvestedThread(seen)
+
+
 def misspell(name: str, rng: random.Random) -> str | None:
     """One or two random letter edits that change the name for real."""
     word = name
@@ -301,18 +365,19 @@ def _replace_name(message: OutgoingMessage, old: str, new: str) -> OutgoingMessa
     return dataclasses.replace(message, new_text=changed)
 
 
-def _findings(message: OutgoingMessage, book: AddressBook) -> list[str]:
-    ctx = CheckContext(message=message, contacts=book, language="en")
+def _findings(message: OutgoingMessage, book: AddressBook, thread: ThreadView) -> list[str]:
+    ctx = CheckContext(message=message, contacts=book, language="en", thread=thread)
     return [f.code for f in check_names(ctx, NameSettings())]
 
 
-def _decidable(message: OutgoingMessage, book: AddressBook) -> bool:
+def _decidable(message: OutgoingMessage, book: AddressBook, thread: ThreadView) -> bool:
     """Whether the check has what it needs to call a first name wrong.
 
     Every recipient's given name is known, or the only unknown ones are list or
-    role addresses and the message quotes somebody (the thread decides).
+    role addresses and the message quotes somebody or answers a message whose
+    author is known (the thread decides).
     """
-    ctx = CheckContext(message=message, contacts=book)
+    ctx = CheckContext(message=message, contacts=book, thread=thread)
     recipients = _recipients(ctx, NameSettings())
     if not recipients.known and not recipients.quoted:
         return False
@@ -325,6 +390,7 @@ def evaluate(corpus: Path, seed: int = 20250304, harvested: bool = True) -> Resu
     labels = [json.loads(line) for line in (corpus / "labels.jsonl").read_text().splitlines()]
     address_book = MemoryAddressBook(read_contacts(corpus / "contacts.vcf").contacts)
     store = HarvestedBook(address_book, harvest(corpus, labels))
+    authors = harvest_authors(corpus, labels)
     # What the checks consult; the copies are made the same way either way.
     book: AddressBook = store if harvested else address_book
     pool = sorted(
@@ -341,12 +407,13 @@ def evaluate(corpus: Path, seed: int = 20250304, harvested: bool = True) -> Resu
         names = label.get("names") or []
         lang = label.get("lang") or "?"
         store.exclude = label["file"]
+        thread = authors.view(label["file"]) if harvested else ThreadView()
         try:
             message = parse_message((corpus / "messages" / label["file"]).read_bytes())
         except NotAMessage:
             continue
         if not names:
-            codes = _findings(message, book)
+            codes = _findings(message, book, thread)
             unnamed = results.unnamed[lang]
             unnamed.n += 1
             unnamed.hits += bool(codes)
@@ -354,13 +421,13 @@ def evaluate(corpus: Path, seed: int = 20250304, harvested: bool = True) -> Resu
                 greeting = label.get("greeting_text")
                 results.details.append(f"(u) {label['file']} {greeting!r}: {codes}")
             continue
-        codes = _findings(message, book)
+        codes = _findings(message, book, thread)
         tally = results.clean[lang]
         tally.n += 1
         tally.hits += bool(codes)
         if codes:
             results.details.append(f"(a) {label['file']} {names}: {codes}")
-        decidable = _decidable(message, book)
+        decidable = _decidable(message, book, thread)
         target = rng.choice(names)
         word = rng.choice(target.split())
         typo = misspell(word, rng)
@@ -377,7 +444,7 @@ def evaluate(corpus: Path, seed: int = 20250304, harvested: bool = True) -> Resu
             if changed is None:
                 results.not_located += 1
                 continue
-            codes = _findings(changed, book)
+            codes = _findings(changed, book, thread)
             for i, table in enumerate(tallies):
                 if i == 1 and not decidable:
                     continue
@@ -410,7 +477,7 @@ def _format(results: Results, harvested: bool = True) -> str:
     langs = sorted(set(results.clean) | set(results.typo) | set(results.other))
     source = "contacts.vcf"
     if harvested:
-        source += " + display names harvested from the other messages' headers"
+        source += " + display names and authors harvested from the other messages' headers"
     lines = [
         f"Names (greeting name vs recipients; address book: {source})",
         f"{'lang':5} {'(a) false alarms':24} {'(b) misspelling detected':30} "
@@ -459,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-harvest",
         action="store_true",
-        help="the address book alone, without display names harvested from headers",
+        help="the address book alone, without display names or authors harvested from headers",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="list every wrong copy")
     args = parser.parse_args(argv)

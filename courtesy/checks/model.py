@@ -206,9 +206,16 @@ class OutgoingMessage:
 
 @dataclass(frozen=True, slots=True)
 class ThreadView:
-    """Who was on the earlier messages of a thread, keyed by Message-ID."""
+    """What is known of the earlier messages of a thread, keyed by Message-ID.
+
+    ``participants``: everyone who was on a message (From, To, Cc; lower
+    case). ``authors``: who wrote a message, as its From header gave it
+    (display name, possibly empty, and address); only for mail somebody else
+    sent to the user, never for the user's own messages.
+    """
 
     participants: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    authors: Mapping[str, Address] = field(default_factory=dict)
 
     def known(self, message_ids: Sequence[str]) -> frozenset[str] | None:
         """Everyone on any of the given messages, or None when none of them is known."""
@@ -216,6 +223,11 @@ class ThreadView:
         if not found:
             return None
         return frozenset().union(*found)
+
+    def authors_of(self, message_ids: Sequence[str]) -> tuple[Address, ...]:
+        """The known authors of the given messages, in the order given, each once."""
+        found = (self.authors[mid] for mid in message_ids if mid in self.authors)
+        return tuple(dict.fromkeys(found))
 
 
 @dataclass(frozen=True, slots=True)

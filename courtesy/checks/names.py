@@ -86,9 +86,9 @@ TEXTS: Texts = {
     },
     "wrong_person_thread": {
         "en": "The greeting names {written}, who is neither a recipient nor the author of "
-        "a quoted message ({people}).",
+        "a message you quote or answer ({people}).",
         "de": "Die Anrede nennt {written}, aber so heißt weder ein Empfänger noch der Autor "
-        "einer zitierten Nachricht ({people}).",
+        "einer zitierten oder beantworteten Nachricht ({people}).",
     },
     "mismatch": {
         "en": "The greeting says '{form}', but {person} is recorded as '{recorded}'.",
@@ -1101,7 +1101,8 @@ class _Recipients:
     # The same, counting only persons: a list or role address is left out.
     person_unknown_given: bool = False
     person_unknown_family: bool = False
-    # The people the message answers: authors of the quoted messages (not the sender).
+    # The people the message answers (not the sender): authors of the quoted
+    # messages, then of the answered messages the thread knows (In-Reply-To, References).
     quoted: tuple[KnownName, ...] = ()
     # Normalised words of the quoted text (names mentioned in the thread).
     quoted_words: frozenset[str] = frozenset()
@@ -1118,13 +1119,16 @@ class _Recipients:
         The readers of a mailing list (or of info@, support@) are unknown, so a
         greeting may name any of them; but a reply greets the people of its
         thread: the recipients, or the author of a quoted message, at any depth
-        (a list reply often answers a third participant quoted deeper). So when
+        (a list reply often answers a third participant quoted deeper), or the
+        author of a message it answers (In-Reply-To, References) as the thread
+        knows it (``ctx.thread``: the poller stored the answered mail). So when
         the only unknown recipients are list or role addresses and the message
-        quotes somebody other than the sender, a greeting name far from all of
-        them is the wrong person. A name that is written anywhere in the quoted
-        text (a participant's signature, "Ian and Nick,") is a thread
-        participant too and stays unflagged. Without a quote (or with an opaque
-        personal address among the recipients) nothing decides: silence.
+        quotes or answers somebody other than the sender, a greeting name far
+        from all of them is the wrong person. A name that is written anywhere in
+        the quoted text (a participant's signature, "Ian and Nick,") is a thread
+        participant too and stays unflagged. Without a quote and without a known
+        author of the answered messages (or with an opaque personal address
+        among the recipients) nothing decides: silence.
         """
         if not self.quoted:
             return False
@@ -1171,7 +1175,7 @@ def _recipients(ctx: CheckContext, settings: NameSettings) -> _Recipients:
                 known.append(info)
     quoted: tuple[KnownName, ...] = ()
     words: frozenset[str] = frozenset()
-    if (unknown_given or unknown_family) and message.quoted_authors:
+    if (unknown_given or unknown_family) and (message.quoted_authors or ctx.thread.authors):
         quoted = _thread_people(ctx, own)
         if quoted:
             words = frozenset(normalise(w) for w in _WORD_RE.findall(message.quoted_text))
@@ -1189,14 +1193,32 @@ def _full_key(parsed: PersonName) -> str:
     return normalise(" ".join(p for p in (given, family, *other) if p))
 
 
+def _answered_authors(ctx: CheckContext) -> tuple[Address, ...]:
+    """Who wrote the messages this one answers, as far as the thread knows them.
+
+    In-Reply-To first, then References from the latest to the first: nearest first,
+    like the quote headers.
+    """
+    message = ctx.message
+    if not ctx.thread.authors or not message.is_reply:
+        return ()
+    ids = tuple(dict.fromkeys((*message.in_reply_to, *reversed(message.references))))
+    return ctx.thread.authors_of(ids)
+
+
 def _thread_people(ctx: CheckContext, own: frozenset[str]) -> tuple[KnownName, ...]:
-    """The authors of the quoted messages with a person's name, except the sender.
+    """The people the message answers with a person's name, except the sender.
+
+    First the authors of the quoted messages (their quote headers), then the
+    authors of the messages it answers as ``ctx.thread`` knows them (the From
+    header of mail the poller stored), both read the same way.
 
     Recipients among them stay in: that the message answers somebody is what
     lets the thread decide (see :meth:`_Recipients.thread_decides`).
 
-    A list's address in "Ann via users <list@…> wrote:" is kept out of the
-    result's addresses (the name is Ann's, the address the list's).
+    A list's address in "Ann via users <list@…> wrote:" (or a From header
+    "Ann via users <list@…>") is kept out of the result's addresses (the name
+    is Ann's, the address the list's).
     """
     message = ctx.message
     sender_name = ""
@@ -1204,7 +1226,11 @@ def _thread_people(ctx: CheckContext, own: frozenset[str]) -> tuple[KnownName, .
         sender_name = _full_key(parse_person_name(message.sender.name))
     people: list[KnownName] = []
     seen: set[str] = set()
-    for author in message.quoted_authors:
+    authors = (
+        *(Address(email=a.email, name=a.name) for a in message.quoted_authors),
+        *_answered_authors(ctx),
+    )
+    for author in authors:
         email = author.email.lower()
         if email in own and not is_group_address(email):
             continue
@@ -1301,7 +1327,7 @@ def _thread_check(
     recipients: _Recipients,
     evidence: str,
 ) -> Finding | None:
-    """A list reply's greeting name against the people it answers (quoted authors)."""
+    """A list reply's greeting name against the people it answers (quoted or answered authors)."""
     lang = ctx.language
     for person in recipients.quoted:
         if _accepts_words(name, person, settings) is not None:

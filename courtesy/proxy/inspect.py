@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from courtesy.checks.message import NotAMessage, parse_message
 from courtesy.checks.model import (
+    Address,
     AddressBook,
     CheckContext,
     Exceptions,
@@ -31,9 +31,9 @@ from courtesy.store.contacts import StoreAddressBook
 from courtesy.store.db import Store
 from courtesy.store.held import CheckException
 
-# Who was on the earlier messages of a thread: the inbound store (IMAP) and
-# the proxy's own outgoing log.
-from courtesy.store.inbound import participants
+# Who was on the earlier messages of a thread, and who wrote them: the inbound
+# store (IMAP) and the proxy's own outgoing log.
+from courtesy.store.inbound import thread_view
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 # a noticeable fraction of a second, which must not stall other clients.
 INLINE_LIMIT = 64 * 1024
 
-ThreadSource = Callable[[Session, Sequence[str]], Mapping[str, AbstractSet[str]]]
+ThreadSource = Callable[[Session, Sequence[str]], ThreadView]
 ExceptionSource = Callable[[Session], Exceptions]
 
 
@@ -122,7 +122,7 @@ class ChecksInspector:
         config: Config,
         store: Store,
         *,
-        thread_sources: Iterable[ThreadSource] = (participants,),
+        thread_sources: Iterable[ThreadSource] = (thread_view,),
         exception_source: ExceptionSource | None = None,
     ) -> None:
         self.config = config
@@ -138,12 +138,16 @@ class ChecksInspector:
         if not message_ids:
             return ThreadView()
         participants: dict[str, frozenset[str]] = {}
+        authors: dict[str, Address] = {}
         with self.store.sessions() as session:
             for source in self.thread_sources:
-                for message_id, people in source(session, message_ids).items():
+                view = source(session, message_ids)
+                for message_id, people in view.participants.items():
                     known = participants.get(message_id, frozenset())
-                    participants[message_id] = known | frozenset(people)
-        return ThreadView(participants)
+                    participants[message_id] = known | people
+                for message_id, author in view.authors.items():
+                    authors.setdefault(message_id, author)  # the first source that knows wins
+        return ThreadView(participants, authors)
 
     def _exceptions(self) -> Exceptions:
         """The user's "don't ask again" list, read per message.

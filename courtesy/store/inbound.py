@@ -51,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from courtesy.checks.message import split_ids as split_ids  # re-exported: one parser
+from courtesy.checks.model import Address, ThreadView
 from courtesy.store.base import Base, UTCDateTime, rowcount, utcnow
 from courtesy.store.held import HeldMessage, HeldState
 from courtesy.store.outgoing import OutgoingMessage
@@ -849,27 +850,37 @@ def awaiting_answer(
     return list(session.scalars(stmt))
 
 
-def participants(session: Session, message_ids: Iterable[str]) -> dict[str, frozenset[str]]:
-    """Who was on each of these messages (From, To, Cc; lower case), from IMAP and the proxy log.
+def thread_view(session: Session, message_ids: Iterable[str]) -> ThreadView:
+    """What is known of these messages, from IMAP and the proxy log.
 
-    Message-IDs unknown to both are missing from the result.
+    ``participants``: who was on each message (From, To, Cc; lower case).
+    ``authors``: who wrote each message the poller stored (its From header's
+    display name and address). The user's own messages (the poller's ``own``
+    rows, the proxy log) add participants only. Message-IDs unknown to both
+    are missing. One query per source and chunk: the proxy runs this for
+    every reply, so the authors come with the participants.
     """
     wanted = sorted({m for m in message_ids if m})
     found: dict[str, set[str]] = {}
+    authors: dict[str, Address] = {}
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
-        for mid, sender, to, cc in session.execute(
+        for mid, sender, sender_name, to, cc, own in session.execute(
             select(
                 InboundMessage.message_id,
                 InboundMessage.from_address,
+                InboundMessage.from_name,
                 InboundMessage.to_addresses,
                 InboundMessage.cc_addresses,
+                InboundMessage.own,
             ).where(InboundMessage.message_id.in_(chunk))
         ):
             if mid is None:
                 continue
             people = found.setdefault(mid, set())
             people.update(a for a in (sender, *(to or ()), *(cc or ())) if a)
+            if not own and (sender or sender_name) and mid not in authors:
+                authors[mid] = Address(email=sender or "", name=sender_name or "")
         for mid, sender, to, cc in session.execute(
             select(
                 OutgoingMessage.message_id,
@@ -882,4 +893,6 @@ def participants(session: Session, message_ids: Iterable[str]) -> dict[str, froz
                 continue
             people = found.setdefault(mid, set())
             people.update(a.lower() for a in (sender, *(to or ()), *(cc or ())) if a)
-    return {mid: frozenset(people) for mid, people in found.items()}
+    return ThreadView(
+        participants={mid: frozenset(people) for mid, people in found.items()}, authors=authors
+    )

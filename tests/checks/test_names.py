@@ -9,6 +9,7 @@ import pytest
 from courtesy.checks.greeting import GreetingSettings
 from courtesy.checks.message import parse_message
 from courtesy.checks.model import (
+    Address,
     CheckContext,
     Contact,
     ContactSource,
@@ -16,6 +17,7 @@ from courtesy.checks.model import (
     Finding,
     MemoryAddressBook,
     Severity,
+    ThreadView,
 )
 from courtesy.checks.names import (
     CODE_MISSPELLED,
@@ -514,15 +516,15 @@ def test_thread_wrong_person(name: str, old: str, new: str, who: str) -> None:
 def test_list_reply_wrong_person_message_and_suggestion() -> None:
     (finding,) = run_variant("en_list_reply", "Hi Marcus,", "Hi Steve,")
     assert finding.message == (
-        "The greeting names Steve, who is neither a recipient nor the author of a quoted "
-        "message (Marcus Leech, Ian Buckley)."
+        "The greeting names Steve, who is neither a recipient nor the author of a message "
+        "you quote or answer (Marcus Leech, Ian Buckley)."
     )
     assert finding.suggestion == "Marcus"
     assert finding.evidence == "Hi Steve,"
     (german,) = run_variant("de_listen_antwort", "Hallo Thomas,", "Hallo Peter,", "de")
     assert german.message == (
         "Die Anrede nennt Peter, aber so heißt weder ein Empfänger noch der Autor einer "
-        "zitierten Nachricht (Thomas Meier)."
+        "zitierten oder beantworteten Nachricht (Thomas Meier)."
     )
 
 
@@ -577,6 +579,163 @@ def test_a_list_address_does_not_take_the_posters_name() -> None:
     message = parse_message(raw)
     ctx = CheckContext(message=message, contacts=book())
     assert known_name(message.to[0], "to", ctx) is None
+
+
+# --- the answered message's author, as the poller stored it ----------------------------
+
+# The list replies without a quote, and the Message-ID each answers (In-Reply-To).
+UNQUOTED = {
+    "en_list_answer_no_quote": ("<martin-2@courtesy.test>", "en", "Hi Martin,"),
+    "de_listen_antwort_ohne_zitat": ("<martin-3@courtesy.test>", "de", "Hallo Martin,"),
+}
+MARTIN = Address(email="martin@ettus.example", name="Martin Braun")
+
+
+def run_answering(
+    name: str,
+    new: str | None = None,
+    *,
+    answered: Address | None = None,
+    thread: dict[str, Address] | None = None,
+) -> list[Finding]:
+    """``name``.eml (greeting rewritten as ``new``) with a thread that knows some authors.
+
+    ``answered`` is the author of the message named in In-Reply-To; ``thread``
+    maps Message-IDs to authors directly.
+    """
+    answered_id, language, greeting = UNQUOTED[name]
+    raw = (DATA / f"{name}.eml").read_bytes()
+    if new is not None:
+        assert greeting.encode() in raw
+        raw = raw.replace(greeting.encode(), new.encode(), 1)
+    authors = dict(thread or {})
+    if answered is not None:
+        authors[answered_id] = answered
+    return run_raw(raw, language, thread=ThreadView(authors=authors))
+
+
+@pytest.mark.parametrize("name", sorted(UNQUOTED))
+def test_a_list_reply_greets_the_author_of_the_answered_message(name: str) -> None:
+    assert run_answering(name, answered=MARTIN) == []
+    # The same greeting to a list post somebody else wrote greets the wrong person.
+    wade = Address(email="wade@ettus.example", name="Wade Fife")
+    findings = run_answering(name, answered=wade)
+    assert [f.code for f in findings] == [CODE_WRONG_PERSON]
+    assert findings[0].suggestion == "Wade"
+
+
+@pytest.mark.parametrize(
+    ("name", "new"),
+    [
+        ("en_list_answer_no_quote", "Hi Wade,"),
+        ("de_listen_antwort_ohne_zitat", "Hallo Wade,"),
+    ],
+)
+def test_a_list_reply_greeting_somebody_else_than_the_answered_author(name: str, new: str) -> None:
+    findings = run_answering(name, new, answered=MARTIN)
+    assert [f.code for f in findings] == [CODE_WRONG_PERSON]
+    assert "Martin Braun" in findings[0].message
+    assert findings[0].suggestion == "Martin"
+    # Without what the thread knows, any list member may be meant: silence, as before.
+    assert run_answering(name, new) == []
+    # ... and so when the thread knows only messages this one does not answer.
+    assert run_answering(name, new, thread={"<other@courtesy.test>": MARTIN}) == []
+
+
+def test_the_answered_authors_wrong_person_message() -> None:
+    (english,) = run_answering("en_list_answer_no_quote", "Hi Wade,", answered=MARTIN)
+    assert english.message == (
+        "The greeting names Wade, who is neither a recipient nor the author of a message "
+        "you quote or answer (Martin Braun)."
+    )
+    (german,) = run_answering("de_listen_antwort_ohne_zitat", "Hallo Wade,", answered=MARTIN)
+    assert german.message == (
+        "Die Anrede nennt Wade, aber so heißt weder ein Empfänger noch der Autor einer "
+        "zitierten oder beantworteten Nachricht (Martin Braun)."
+    )
+
+
+def test_a_misspelled_answered_author() -> None:
+    findings = run_answering("de_listen_antwort_ohne_zitat", "Hallo Matrin,", answered=MARTIN)
+    assert [f.code for f in findings] == [CODE_MISSPELLED]
+    assert findings[0].suggestion == "Martin"
+    assert "die beantwortete Nachricht ist von Martin Braun" in findings[0].message
+
+
+def test_an_author_known_from_references_counts_too() -> None:
+    ian = Address(email="ian@radio.example", name="Ian Buckley")
+    thread = {"<ian-2@courtesy.test>": ian}
+    assert run_answering("en_list_answer_no_quote", "Hi Ian,", thread=thread) == []
+    (finding,) = run_answering("en_list_answer_no_quote", "Hi Wade,", thread=thread)
+    assert finding.code == CODE_WRONG_PERSON
+    # In-Reply-To first: its author is the one suggested.
+    both = {**thread, "<martin-2@courtesy.test>": MARTIN}
+    (finding,) = run_answering("en_list_answer_no_quote", "Hi Wade,", thread=both)
+    assert finding.suggestion == "Martin"
+    assert "(Martin Braun, Ian Buckley)" in finding.message
+
+
+@pytest.mark.parametrize(
+    "author",
+    [
+        # The sender's own earlier message: nobody to greet.
+        Address(email="anna@summers.example", name="Anna Summers"),
+        # ... also from another address of hers, under the same name.
+        Address(email="a.summers@work.example", name="Anna Summers"),
+        # A display name that only repeats the local part names nobody.
+        Address(email="mbraun@ettus.example", name="mbraun"),
+        Address(email="mbraun@ettus.example"),
+    ],
+)
+def test_an_answered_author_without_a_persons_name_decides_nothing(author: Address) -> None:
+    assert run_answering("en_list_answer_no_quote", "Hi Wade,", answered=author) == []
+    # With an earlier post of Martin's in References, he alone is the thread's person.
+    thread = {"<ian-2@courtesy.test>": MARTIN}
+    (finding,) = run_answering(
+        "en_list_answer_no_quote", "Hi Wade,", answered=author, thread=thread
+    )
+    assert finding.code == CODE_WRONG_PERSON
+    assert "(Martin Braun)" in finding.message
+
+
+@pytest.mark.parametrize(
+    "author",
+    [
+        # The list's rewrite of the poster's From: the name is Martin's.
+        Address(email="usrp-users@lists.ettus.com", name="Martin Braun via USRP-users"),
+        # No display name: the address gives it.
+        Address(email="martin.braun@ettus.example"),
+    ],
+)
+def test_the_answered_author_read_like_a_quote_header(author: Address) -> None:
+    assert run_answering("en_list_answer_no_quote", answered=author) == []
+    (finding,) = run_answering("en_list_answer_no_quote", "Hi Wade,", answered=author)
+    assert finding.code == CODE_WRONG_PERSON
+    assert finding.suggestion == "Martin"
+
+
+def test_quoted_authors_come_before_answered_ones_and_nobody_twice() -> None:
+    raw = (DATA / "en_list_reply.eml").read_bytes().replace(b"Hi Marcus,", b"Hi Steve,")
+    marcus = Address(email="patchvonbraun@radio.example", name="Marcus D. Leech")
+    ian = Address(email="ian@radio.example", name="Ian Buckley")
+    thread = ThreadView(authors={"<marcus-1@courtesy.test>": marcus, "<ian-1@courtesy.test>": ian})
+    (finding,) = run_raw(raw, thread=thread)
+    assert "(Marcus Leech, Ian Buckley)" in finding.message
+    assert finding.suggestion == "Marcus"
+    thread = ThreadView(authors={"<marcus-1@courtesy.test>": MARTIN})
+    (finding,) = run_raw(raw, thread=thread)
+    assert "(Marcus Leech, Ian Buckley, Martin Braun)" in finding.message
+    assert finding.suggestion == "Marcus"
+    assert run_raw(raw.replace(b"Hi Steve,", b"Hi Martin,"), thread=thread) == []
+
+
+def test_a_role_address_reply_is_decided_by_the_answered_author() -> None:
+    raw = (DATA / "de_listen_antwort_ohne_zitat.eml").read_bytes()
+    raw = raw.replace(b"nutzer@lists.verein.example", b"info@verein.example")
+    thread = ThreadView(authors={"<martin-3@courtesy.test>": MARTIN})
+    assert run_raw(raw, "de", thread=thread) == []
+    findings = run_raw(raw.replace(b"Hallo Martin,", b"Hallo Wade,"), "de", thread=thread)
+    assert [f.code for f in findings] == [CODE_WRONG_PERSON]
 
 
 @pytest.mark.parametrize(

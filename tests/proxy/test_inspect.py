@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,12 @@ from sqlalchemy import select
 
 from courtesy.checks import registry
 from courtesy.checks.registry import CheckFamily
+from courtesy.proxy.front import Transaction
 from courtesy.proxy.inspect import ChecksInspector, build_inspector
 from courtesy.store.contacts import StoreAddressBook
 from courtesy.store.db import open_store
 from courtesy.store.held import add_exceptions
+from courtesy.store.inbound import SeenMessage, folder_state, store_batch
 from courtesy.store.outgoing import OutgoingMessage
 from tests.conftest import DATA
 from tests.servers import ProxyInThread, RecordingUpstream, proxy_config
@@ -142,6 +145,60 @@ def test_the_proxy_reads_exceptions_fresh_for_every_message(tmp_path: Path, stor
         with store.session() as session:
             add_exceptions(session, [("*", "name.misspelled")], "cli")
         assert inspector._exceptions().allows("eva.weber@example.org", "name.misspelled")
+    finally:
+        inspector.close()
+        store.close()
+
+
+def test_the_author_of_a_stored_list_post_decides_a_list_replys_greeting(
+    tmp_path: Path, store_url: str
+):
+    """A list reply without a quote: the poller's row of the answered post names its author."""
+    config = proxy_config(tmp_path, None, store={"url": store_url})
+    store = open_store(store_url)
+    inspector = build_inspector(config, store)
+    assert isinstance(inspector, ChecksInspector)
+    raw = (DATA / "names" / "en_list_answer_no_quote.eml").read_bytes()
+
+    def codes(greeting: bytes) -> list[str]:
+        transaction = Transaction(
+            mail_from="anna@summers.example",
+            recipients=("usrp-users@lists.ettus.com",),
+            content=raw.replace(b"Hi Martin,", greeting),
+            auth_user=None,
+            peer="127.0.0.1",
+        )
+        return [f.code for f in inspector.evaluate(transaction).findings]
+
+    try:
+        # Nothing stored yet: any list member may be called Wade.
+        assert codes(b"Hi Wade,") == []
+        received = datetime(2025, 3, 5, 8, 0, tzinfo=UTC)
+        post = SeenMessage(
+            uid=1,
+            key="<martin-2@courtesy.test>",
+            message_id="<martin-2@courtesy.test>",
+            from_address="martin@ettus.example",
+            from_name="Martin Braun",
+            to_addresses=["usrp-users@lists.ettus.com"],
+            cc_addresses=[],
+            user_role="",
+            subject="Re: [USRP-users] X310 clock source",
+            date=received,
+            received_at=received,
+            in_reply_to="<ian-2@courtesy.test>",
+            references=["<ian-2@courtesy.test>"],
+            own=False,
+            exclude_reason="list",
+            seen=True,
+            answered=False,
+        )
+        with store.session() as session:
+            folder = folder_state(session, "anna@imap.example.test", "INBOX", "watch")
+            folder.uidvalidity = 1
+            store_batch(session, folder, [post], received)
+        assert codes(b"Hi Wade,") == ["name.wrong_person"]
+        assert codes(b"Hi Martin,") == []
     finally:
         inspector.close()
         store.close()

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from courtesy.checks.model import Address
 from courtesy.proxy.cli import main
 from courtesy.proxy.config import Config
 from courtesy.proxy.imap import (
@@ -33,7 +34,7 @@ from courtesy.store.inbound import (
     InboundLocation,
     InboundMessage,
     awaiting_answer,
-    participants,
+    thread_view,
 )
 from tests.conftest import DATA
 from tests.dovecot import PASSWORD, Dovecot, bulk_messages, make_message
@@ -208,8 +209,8 @@ def test_person_mail_is_awaiting_and_automated_mail_is_excluded_with_reason(acco
     with account.store.session() as session:
         # Too new yet: unanswered.after has not passed.
         assert awaiting_answer(session, after=timedelta(days=2)) == []
-        people = participants(session, ["<en-person-1@client.example>", "<unknown@x>"])
-    assert people == {
+        thread = thread_view(session, ["<en-person-1@client.example>", "<unknown@x>"])
+    assert thread.participants == {
         "<en-person-1@client.example>": frozenset(
             {
                 "sarah.johnson@client.example",
@@ -218,6 +219,9 @@ def test_person_mail_is_awaiting_and_automated_mail_is_excluded_with_reason(acco
                 "lisa.green@client.example",
             }
         )
+    }
+    assert thread.authors == {
+        "<en-person-1@client.example>": Address("sarah.johnson@client.example", "Johnson, Sarah")
     }
     # Display names of person mail feed the address book (harvested, lower trust).
     book = StoreAddressBook(account.store.sessions)

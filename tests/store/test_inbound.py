@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from courtesy.checks.model import Address
 from courtesy.store.db import Store
 from courtesy.store.held import HeldMessage
 from courtesy.store.inbound import (
@@ -18,11 +19,11 @@ from courtesy.store.inbound import (
     awaiting_answer,
     folder_state,
     ingest_proxy_log,
-    participants,
     remove_locations,
     reset_folder,
     resolve_answered,
     store_batch,
+    thread_view,
 )
 from courtesy.store.outgoing import OutgoingMessage
 
@@ -164,7 +165,8 @@ def test_reply_in_the_proxy_log_answers_it_and_only_mail_that_left_counts(store:
     assert resolve(store) == 1
     assert waiting(store) == ["<q2@x>"]
     with store.session() as session:
-        people = participants(session, ["<q1@x>", "<r1@a>"])
+        thread = thread_view(session, ["<q1@x>", "<r1@a>"])
+    people = thread.participants
     assert people["<q1@x>"] == {
         "thomas.meier@partner.example",
         "anna@example.test",
@@ -175,6 +177,46 @@ def test_reply_in_the_proxy_log_answers_it_and_only_mail_that_left_counts(store:
         "thomas.meier@partner.example",
         "neu@partner.example",
     }
+    # The reply in the proxy log is the user's own: a participant list, no author.
+    assert thread.authors == {
+        "<q1@x>": Address(email="thomas.meier@partner.example", name="Thomas Meier")
+    }
+
+
+def test_the_thread_knows_who_wrote_a_stored_message(store: Store):
+    put(
+        store,
+        "INBOX",
+        seen(1, "<p1@x>"),
+        # A list post (excluded from awaiting an answer), rewritten by the list.
+        seen(
+            2,
+            "<l1@x>",
+            from_address="usrp-users@lists.ettus.com",
+            from_name="Martin Braun via USRP-users",
+            exclude_reason="list",
+        ),
+        seen(3, "<n1@x>", from_address="martin.braun@ettus.example", from_name=None),
+    )
+    # The user's own message (found in Sent): no author to greet.
+    put(
+        store,
+        "Sent",
+        seen(1, "<s1@a>", from_address="anna@example.test", own=True, exclude_reason="own"),
+        role="sent",
+    )
+    with store.session() as session:
+        thread = thread_view(session, ["<p1@x>", "<l1@x>", "<n1@x>", "<s1@a>", "<unknown@x>"])
+    assert thread.authors == {
+        "<p1@x>": Address(email="thomas.meier@partner.example", name="Thomas Meier"),
+        "<l1@x>": Address(email="usrp-users@lists.ettus.com", name="Martin Braun via USRP-users"),
+        "<n1@x>": Address(email="martin.braun@ettus.example"),
+    }
+    assert set(thread.participants) == {"<p1@x>", "<l1@x>", "<n1@x>", "<s1@a>"}
+    assert thread.authors_of(["<n1@x>", "<unknown@x>", "<p1@x>"]) == (
+        Address(email="martin.braun@ettus.example"),
+        Address(email="thomas.meier@partner.example", name="Thomas Meier"),
+    )
 
 
 def test_a_reply_to_a_later_message_of_the_thread_answers_the_earlier_ones(store: Store):
