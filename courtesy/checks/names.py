@@ -49,7 +49,8 @@ class NameSettings:
 
     enabled: bool = True
     # Edits (optimal string alignment) that still count as "close": names of up
-    # to ``short_name_length`` letters allow ``max_edits_short``, longer ones ``max_edits``.
+    # to ``short_name_length`` letters allow ``max_edits_short``, longer ones ``max_edits``;
+    # a written first name that is no known first name gets ``max_edits`` (see _nearest).
     max_edits_short: int = 1
     max_edits: int = 2
     short_name_length: int = 4
@@ -918,6 +919,11 @@ def _nearest(written: WrittenName, known: KnownName, settings: NameSettings) -> 
     whole = normalise(" ".join(written.words))
     if len(targets) > 1:
         targets.append(whole)
+    # A single first name that is no known first name at all (a garbled word, not
+    # another person's name) may be one more edit off a short name: "Wve" for
+    # Wade, "Wobf" for Rob. A real name that far off (Dave for Wade) stays
+    # another person.
+    garbled = not formal and len(written.words) == 1 and not known_given_name(targets[0])
     for key in targets:
         for name, spelling in known.keys.items():
             role = known.roles[name]
@@ -932,8 +938,11 @@ def _nearest(written: WrittenName, known: KnownName, settings: NameSettings) -> 
                 continue  # "Hi Andrew" to Mark Andrews uses a first name, not a typo
             if (" " in key) != (" " in name):
                 continue
+            limit = _allowed_edits(name, settings)
+            if garbled and role in ("given", "nick", "other"):
+                limit = max(limit, settings.max_edits)
             distance = OSA.distance(key, name)
-            if distance == 0 or distance > _allowed_edits(name, settings):
+            if distance == 0 or distance > limit:
                 continue
             if best is None or distance < best.distance:
                 best = _Near(distance, known, spelling)

@@ -462,6 +462,25 @@ def run_variant(name: str, old: str, new: str, language: str = "en") -> list[Fin
 
 
 @pytest.mark.parametrize(
+    ("name", "language", "garbled", "real", "suggestion"),
+    [
+        ("en_short_name_garbled", "en", "Hi Wve,", "Hi Dave,", "Wade"),
+        ("de_kurzer_name_verschrieben", "de", "Hallo Tmo,", "Hallo Tina,", "Tim"),
+    ],
+)
+def test_garbled_word_two_edits_off_a_short_name_is_a_misspelling(
+    name: str, language: str, garbled: str, real: str, suggestion: str
+) -> None:
+    # Two edits off a name of up to four letters: a word that is no first name
+    # at all is a slip (Wve for Wade, Tmo for Tim); a real first name that far
+    # off (Dave, Tina) is somebody else.
+    (finding,) = run(name, language)
+    assert (finding.code, finding.suggestion) == (CODE_MISSPELLED, suggestion)
+    (other,) = run_variant(name, garbled, real, language)
+    assert other.code == CODE_WRONG_PERSON
+
+
+@pytest.mark.parametrize(
     ("name", "old", "new"),
     [
         # A list reply greeting the author of the quoted message.
