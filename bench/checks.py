@@ -23,12 +23,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from courtesy.checks.model import Contact
-from courtesy.proxy.config import parse_config
-from courtesy.proxy.front import Transaction
-from courtesy.proxy.inspect import ChecksInspector
-from courtesy.store.contacts import upsert_contacts
-from courtesy.store.db import open_store
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's courtesy, not whichever one is installed
+
+from courtesy.checks.model import Contact  # noqa: E402
+from courtesy.proxy.config import parse_config  # noqa: E402
+from courtesy.proxy.front import Transaction  # noqa: E402
+from courtesy.proxy.inspect import ChecksInspector  # noqa: E402
+from courtesy.store.contacts import upsert_contacts  # noqa: E402
+from courtesy.store.db import open_store  # noqa: E402
 
 GIVEN = [
     "Thomas",
