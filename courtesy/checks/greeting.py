@@ -557,8 +557,13 @@ def _parse_line(
     different known names.
     """
     line = line[:_MAX_LINE]
-    relevant = frozenset(t.low for t in _cached_tokens(line, 40) if t.low in known)
-    return _cached_line_reading(line, relevant, next_is_sentence, vocabulary)
+    return _cached_line_reading(line, _line_words(line) & known, next_is_sentence, vocabulary)
+
+
+@lru_cache(maxsize=1024)
+def _line_words(line: str) -> frozenset[str]:
+    """The folded words of a line's head, as _read_line compares them with known names."""
+    return frozenset(t.low for t in _cached_tokens(line, 40))
 
 
 @lru_cache(maxsize=4096)
@@ -749,11 +754,10 @@ def find_salutation(
     capitalised word alone on a line is not. ``vocabulary`` adds the configured
     extra greeting words (:func:`vocabulary_for`).
     """
-    known = _name_words(known_names)
-    lead = [(o, line) for o, line in _lines(new_text) if not _is_id_line(line)][:2]
-    for index, (offset, line) in enumerate(lead):
-        following = lead[index + 1][1] if index + 1 < len(lead) else ""
-        parsed = _parse_line(line, known, _starts_sentence(following), vocabulary)
+    names = tuple(known_names)
+    known = _cached_known_words(names) if len(names) <= 64 else _name_words(names)
+    for index, (offset, line, next_is_sentence) in enumerate(_lead(new_text)):
+        parsed = _parse_line(line, known, next_is_sentence, vocabulary)
         if index == 1 and parsed is not None and not parsed[0]:
             return None  # below a heading only a greeting word counts, not a bare name
         if parsed is not None:
@@ -772,6 +776,26 @@ def find_salutation(
         if index == 0 and not _is_heading(new_text, offset, line):
             return None
     return None
+
+
+@lru_cache(maxsize=1024)
+def _cached_known_words(names: tuple[str, ...]) -> frozenset[str]:
+    """The same recipients recur, and the greeting and the names check ask for them in turn."""
+    return _name_words(names)
+
+
+@lru_cache(maxsize=16)
+def _lead(new_text: str) -> tuple[tuple[int, str, bool], ...]:
+    """(offset, line, whether the next lead line starts a sentence) of the opening lines.
+
+    Kept for the few latest texts: the greeting and the names check read the
+    same message one after the other.
+    """
+    lead = [(o, line) for o, line in _lines(new_text) if not _is_id_line(line)][:2]
+    return tuple(
+        (offset, line, _starts_sentence(lead[i + 1][1] if i + 1 < len(lead) else ""))
+        for i, (offset, line) in enumerate(lead)
+    )
 
 
 _ID_LINE_RE = re.compile(r"\s*<?[^\s<>@]{1,200}@[^\s<>@]{1,200}>?(?:\.\.\.|…|:)?\s*$")
