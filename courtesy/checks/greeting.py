@@ -784,13 +784,26 @@ def _cached_known_words(names: tuple[str, ...]) -> frozenset[str]:
     return _name_words(names)
 
 
-@lru_cache(maxsize=16)
 def _lead(new_text: str) -> tuple[tuple[int, str, bool], ...]:
     """(offset, line, whether the next lead line starts a sentence) of the opening lines.
 
-    Kept for the few latest texts: the greeting and the names check read the
-    same message one after the other.
+    Kept for the few latest texts of ordinary size: the greeting and the names
+    check read the same message one after the other.
     """
+    if len(new_text) <= _MAX_CACHED_TEXT:
+        return _cached_lead(new_text)
+    return _read_lead(new_text)
+
+
+_MAX_CACHED_TEXT = 64 * 1024
+
+
+@lru_cache(maxsize=4)
+def _cached_lead(new_text: str) -> tuple[tuple[int, str, bool], ...]:
+    return _read_lead(new_text)
+
+
+def _read_lead(new_text: str) -> tuple[tuple[int, str, bool], ...]:
     lead = [(o, line) for o, line in _lines(new_text) if not _is_id_line(line)][:2]
     return tuple(
         (offset, line, _starts_sentence(lead[i + 1][1] if i + 1 < len(lead) else ""))
