@@ -755,7 +755,8 @@ def find_salutation(
     extra greeting words (:func:`vocabulary_for`).
     """
     names = tuple(known_names)
-    known = _cached_known_words(names) if len(names) <= 64 else _name_words(names)
+    ordinary = len(names) <= 64 and sum(map(len, names)) <= 4096
+    known = _cached_known_words(names) if ordinary else _name_words(names)
     for index, (offset, line, next_is_sentence) in enumerate(_lead(new_text)):
         parsed = _parse_line(line, known, next_is_sentence, vocabulary)
         if index == 1 and parsed is not None and not parsed[0]:
