@@ -7,6 +7,7 @@ blocking clients (smtplib, swaks, msmtp) like a user's mail program would.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import subprocess
@@ -45,10 +46,24 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listens on port {port}")
 
 
-def start_courtesy_run(args: Sequence[str], port: int, **popen: Any) -> subprocess.Popen[str]:
-    """``courtesy run`` with ``args`` as a real process, once something listens on ``port``."""
+def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a ``courtesy`` process that finds no config or data of the user's."""
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "config-home"),
+        "XDG_DATA_HOME": str(tmp_path / "data-home"),
+        **extra,
+    }
+    env.pop("COURTESY_CONFIG", None)
+    return env
+
+
+def start_courtesy_run(
+    args: Sequence[str], port: int, *, options: Sequence[str] = (), **popen: Any
+) -> subprocess.Popen[str]:
+    """``courtesy [options] run args`` as a real process, once something listens on ``port``."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "courtesy.proxy.cli", "run", *args],
+        [sys.executable, "-m", "courtesy.proxy.cli", *options, "run", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.conftest import DATA
+from tests.servers import cli_env
 
 NAMES = DATA / "names"
 CHECKS = DATA / "checks"
@@ -17,19 +17,13 @@ CHECKS = DATA / "checks"
 def courtesy(
     tmp_path: Path, *args: str, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "XDG_CONFIG_HOME": str(tmp_path / "config-home"),
-        "XDG_DATA_HOME": str(tmp_path / "data-home"),
-    }
-    env.pop("COURTESY_CONFIG", None)
     return subprocess.run(
         [sys.executable, "-m", "courtesy.proxy.cli", *args],
         input=stdin.decode("utf-8", "surrogateescape") if stdin is not None else None,
         capture_output=True,
         text=True,
         timeout=120,
-        env=env,
+        env=cli_env(tmp_path),
     )
 
 

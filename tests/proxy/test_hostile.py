@@ -10,7 +10,6 @@ message that is then neither upstream nor held.
 from __future__ import annotations
 
 import json
-import os
 import smtplib
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from courtesy.proxy.config import parse_config
 from courtesy.proxy.inspect import evaluate
 from courtesy.store.held import HeldMessage
 from tests.conftest import DATA
-from tests.servers import ProxyInThread, RecordingUpstream, proxy_config
+from tests.servers import ProxyInThread, RecordingUpstream, cli_env, proxy_config
 
 HOSTILE = DATA / "hostile"
 CASES = sorted(HOSTILE.glob("*.eml"))
@@ -55,12 +54,7 @@ def test_checks_finish_without_raising(path: Path):
 
 
 def test_courtesy_check_answers_every_file(tmp_path: Path):
-    env = {
-        **os.environ,
-        "XDG_CONFIG_HOME": str(tmp_path / "config-home"),
-        "XDG_DATA_HOME": str(tmp_path / "data-home"),
-    }
-    env.pop("COURTESY_CONFIG", None)
+    env = cli_env(tmp_path)
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "courtesy.proxy.cli", "check", "--json", *map(str, CASES)],

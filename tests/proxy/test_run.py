@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import smtplib
 import subprocess
@@ -18,18 +17,13 @@ from courtesy.store.db import open_store
 from courtesy.store.inbound import InboundMessage
 from tests.conftest import DATA, require_tool
 from tests.dovecot import PASSWORD, Dovecot, make_message
-from tests.servers import RecordingUpstream, free_port, start_courtesy_run, wait_for
+from tests.servers import RecordingUpstream, cli_env, free_port, start_courtesy_run, wait_for
 
 PLAIN = (DATA / "proxy" / "plain.eml").read_bytes()
 
 
 def start_run(tmp_path: Path, config_text: str | None, port: int) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "XDG_CONFIG_HOME": str(tmp_path / "config-home"),
-        "XDG_DATA_HOME": str(tmp_path / "data-home"),
-    }
-    env.pop("COURTESY_CONFIG", None)
+    env = cli_env(tmp_path)
     args: list[str] = []
     if config_text is not None:
         path = tmp_path / "config.toml"

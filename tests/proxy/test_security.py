@@ -34,7 +34,14 @@ from courtesy.proxy import hold
 from courtesy.proxy.config import is_loopback, parse_config
 from courtesy.proxy.passwords import hash_password
 from tests.conftest import DATA
-from tests.servers import RecordingUpstream, free_port, make_certificate, wait_for, wait_port
+from tests.servers import (
+    RecordingUpstream,
+    cli_env,
+    free_port,
+    make_certificate,
+    start_courtesy_run,
+    wait_for,
+)
 
 PLAIN = (DATA / "proxy" / "plain.eml").read_bytes()
 # No greeting: the default policy holds it.
@@ -42,17 +49,6 @@ NO_GREETING = (
     b"From: Anna Schmidt <anna@example.com>\r\nTo: Thomas Meier <thomas.meier@example.org>\r\n"
     b"Subject: Zahlen\r\nMessage-ID: <held-1@example.com>\r\n\r\nanbei die Zahlen.\r\n\r\nAnna\r\n"
 )
-
-
-def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "XDG_CONFIG_HOME": str(tmp_path / "config-home"),
-        "XDG_DATA_HOME": str(tmp_path / "data-home"),
-        **extra,
-    }
-    env.pop("COURTESY_CONFIG", None)
-    return env
 
 
 def courtesy(
@@ -405,26 +401,11 @@ def test_a_canary_password_never_appears_anywhere(tmp_path: Path):
         check = courtesy(work, "--log-level", "debug", "config", "check", "-c", str(path), env=env)
         outputs.extend([check.stdout, check.stderr])
         assert check.returncode == 0, check.stderr
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "courtesy.proxy.cli",
-                "--log-level",
-                "debug",
-                "run",
-                "-c",
-                str(path),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=work,
+        server = start_courtesy_run(
+            ["-c", str(path)], port, options=["--log-level", "debug"], env=env, cwd=work
         )
         codes = []
         try:
-            wait_port(port, timeout=30)
             for message in messages:
                 with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
                     try:
