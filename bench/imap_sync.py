@@ -44,7 +44,7 @@ from courtesy.proxy.config import Config, parse_config  # noqa: E402
 from courtesy.proxy.imap import HEADER_FIELDS, Mailbox  # noqa: E402
 from courtesy.proxy.poller import poll_once  # noqa: E402
 from courtesy.store.db import open_store  # noqa: E402
-from tests.dovecot import PASSWORD, Dovecot  # noqa: E402
+from tests.dovecot import PASSWORD, Dovecot, imap_settings  # noqa: E402
 
 USER_ADDRESS = "anna@example.test"
 FIRST = ["Thomas", "Sarah", "Jürgen", "Lisa", "Peter", "Aylin", "Marco", "Chloé"]
@@ -91,19 +91,12 @@ def messages(count: int, seed: int = 7) -> list[bytes]:
     return out
 
 
-def config_for(dovecot: Dovecot, user: str, store_url: str, batch: int) -> Config:
+def config_for(imap_port: int, user: str, store_url: str, batch: int) -> Config:
     return parse_config(
         {
             "addresses": [USER_ADDRESS],
             "store": {"url": store_url},
-            "imap": {
-                "host": "127.0.0.1",
-                "port": dovecot.imap_port,
-                "security": "none",
-                "username": user,
-                "password": PASSWORD,
-                "batch_size": batch,
-            },
+            "imap": imap_settings(imap_port, user, batch_size=batch),
         }
     )
 
@@ -129,7 +122,7 @@ def bare_fetch(dovecot: Dovecot, user: str, batch: int) -> float:
 
 def poller_fetch(dovecot: Dovecot, user: str, batch: int, workdir: Path) -> float:
     """The poller's own FETCH (its fast reader, see courtesy/proxy/imap_fetch.py), no store."""
-    config = config_for(dovecot, user, f"sqlite:///{workdir}/unused.db", batch)
+    config = config_for(dovecot.imap_port, user, f"sqlite:///{workdir}/unused.db", batch)
     assert config.imap is not None
     began = time.perf_counter()
     with Mailbox(config.imap).connect() as mailbox:
@@ -145,7 +138,7 @@ def poller_fetch(dovecot: Dovecot, user: str, batch: int, workdir: Path) -> floa
 def poller_sync(dovecot: Dovecot, user: str, batch: int, workdir: Path) -> tuple[float, float]:
     """First sync into an empty store, then a poll with nothing new: both in seconds."""
     store_url = f"sqlite:///{tempfile.mkdtemp(dir=workdir)}/store.db"
-    config = config_for(dovecot, user, store_url, batch)
+    config = config_for(dovecot.imap_port, user, store_url, batch)
     store = open_store(store_url)
     try:
         began = time.perf_counter()
@@ -164,20 +157,7 @@ def poller_sync(dovecot: Dovecot, user: str, batch: int, workdir: Path) -> tuple
 def child(args: argparse.Namespace) -> None:
     """Run in a fresh process: one first sync, then report time and peak RSS."""
     dovecot_port, user, store_url, batch = args.child
-    config = parse_config(
-        {
-            "addresses": [USER_ADDRESS],
-            "store": {"url": store_url},
-            "imap": {
-                "host": "127.0.0.1",
-                "port": int(dovecot_port),
-                "security": "none",
-                "username": user,
-                "password": PASSWORD,
-                "batch_size": int(batch),
-            },
-        }
-    )
+    config = config_for(int(dovecot_port), user, store_url, int(batch))
     store = open_store(store_url)
     began = time.perf_counter()
     result = poll_once(config, store, progress=False)

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import Any
 
 from imapclient import IMAPClient
 
@@ -200,6 +201,10 @@ class Dovecot:
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.cert))
 
+    def imap_settings(self, user: str, /, **extra: Any) -> dict[str, Any]:
+        """The ``[imap]`` table for ``user`` on the plain port; ``extra`` adds or overrides."""
+        return imap_settings(self.imap_port, user, **extra)
+
     def client(self, user: str) -> IMAPClient:
         """A plain-port imapclient connection logged in as ``user`` (test driver side)."""
         client = IMAPClient("127.0.0.1", port=self.imap_port, ssl=False, timeout=30)
@@ -237,6 +242,18 @@ class Dovecot:
             client.select_folder(folder, readonly=True)
             found = client.fetch(client.search("ALL"), ["FLAGS"])
             return {uid: frozenset(data[b"FLAGS"]) for uid, data in found.items()}
+
+
+def imap_settings(port: int, user: str, /, **extra: Any) -> dict[str, Any]:
+    """The ``[imap]`` table for ``user`` on a plain IMAP port of the test server."""
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "username": user,
+        "password": PASSWORD,
+        **extra,
+    }
 
 
 def make_message(

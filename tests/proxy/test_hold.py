@@ -520,7 +520,7 @@ def test_a_lost_notice_is_sent_again_with_fresh_links(env: Env):
 
 def test_notice_by_imap_append_into_a_real_dovecot(tmp_path: Path, upstream: RecordingUpstream):
     """With [imap] the notice lands in the sender's INBOX, and nothing goes upstream."""
-    from tests.dovecot import PASSWORD, Dovecot, DovecotMissing
+    from tests.dovecot import Dovecot, DovecotMissing, imap_settings
 
     try:
         dovecot = Dovecot()
@@ -528,14 +528,7 @@ def test_notice_by_imap_append_into_a_real_dovecot(tmp_path: Path, upstream: Rec
         pytest.fail(str(exc))
     dovecot.start()
     user = dovecot.new_user()
-    imap = {
-        "host": "127.0.0.1",
-        "port": dovecot.imaps_port,
-        "security": "tls",
-        "ca_file": str(dovecot.cert),
-        "username": user,
-        "password": PASSWORD,
-    }
+    imap = imap_settings(dovecot.imaps_port, user, security="tls", ca_file=str(dovecot.cert))
     path = tmp_path / "config.toml"
     path.write_text(toml_text(config_data(tmp_path, upstream, imap=imap)))
     path.chmod(0o600)

@@ -12,7 +12,7 @@ from imapclient.response_parser import parse_fetch_response
 
 from courtesy.proxy.imap import _HEADER_ITEM, _HEADER_KEY, Mailbox
 from courtesy.proxy.imap_fetch import FetchedItems, parse_header_fetch
-from tests.dovecot import PASSWORD, Dovecot, make_message
+from tests.dovecot import Dovecot, make_message
 from tests.servers import proxy_config
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -138,14 +138,7 @@ def test_mailbox_reads_like_imapclient(tmp_path: Path, dovecot: Dovecot) -> None
     ]
     dovecot.append(user, messages[:10], flags=(b"\\Seen",))
     dovecot.append(user, messages[10:], flags=(b"\\Answered", b"$Forwarded"))
-    imap = {
-        "host": "127.0.0.1",
-        "port": dovecot.imap_port,
-        "security": "none",
-        "username": user,
-        "password": PASSWORD,
-    }
-    config = proxy_config(tmp_path, None, imap=imap)
+    config = proxy_config(tmp_path, None, imap=dovecot.imap_settings(user))
     with dovecot.client(user) as client:
         client.normalise_times = False
         client.select_folder("INBOX", readonly=True)

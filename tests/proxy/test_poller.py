@@ -91,15 +91,7 @@ def make_account(tmp_path: Path, dovecot: Dovecot) -> Iterator[AccountFactory]:
 
     def make(upstream: RecordingUpstream | None = None, **imap: Any) -> Account:
         user = dovecot.new_user()
-        settings = {
-            "host": "127.0.0.1",
-            "port": dovecot.imap_port,
-            "security": "none",
-            "username": user,
-            "password": PASSWORD,
-            "timeout": "10s",
-            **imap,
-        }
+        settings = dovecot.imap_settings(user, **{"timeout": "10s", **imap})
         config = proxy_config(
             tmp_path, upstream, imap=settings, addresses=[ANNA, user], policy=RELAY_ALL
         )

@@ -100,14 +100,7 @@ def scene(tmp_path: Path, dovecot: Dovecot, upstream: RecordingUpstream) -> Iter
     config = proxy_config(
         tmp_path,
         upstream,
-        imap={
-            "host": "127.0.0.1",
-            "port": dovecot.imap_port,
-            "security": "none",
-            "username": user,
-            "password": PASSWORD,
-            "timeout": "10s",
-        },
+        imap=dovecot.imap_settings(user, timeout="10s"),
         addresses=[ANNA, user],
         report={"to": ANNA, "timezone": "Europe/Berlin"},
         unanswered={"after": "2d"},
