@@ -43,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.proxyconf import write_relay_config  # noqa: E402
 from tests.servers import free_port, wait_port  # noqa: E402
 
 UPSTREAM = textwrap.dedent(
@@ -225,27 +226,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="courtesy-load-"))
     delivered_file = work / "delivered.txt"
     upstream_port, proxy_port = free_port(), free_port()
-    store_url = f"sqlite:///{work / 'store.db'}"
-    config = work / "config.toml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            [proxy]
-            listen = "127.0.0.1:{proxy_port}"
-            shutdown_grace = "30s"
-            [api]
-            enabled = false
-            [store]
-            url = "{store_url}"
-            [upstream]
-            host = "127.0.0.1"
-            port = {upstream_port}
-            security = "none"
-            timeout = "10s"
-            [hold]
-            notice = false
-            """
-        )
+    config, store_url = write_relay_config(
+        work, proxy_port, upstream_port, proxy_options='shutdown_grace = "30s"'
     )
     upstream = Process(
         "upstream",

@@ -30,13 +30,13 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.proxyconf import write_relay_config  # noqa: E402
 from courtesy.checks.message import NotAMessage  # noqa: E402
 from courtesy.checks.model import MemoryAddressBook  # noqa: E402
 from courtesy.proxy.config import parse_config  # noqa: E402
@@ -133,27 +133,7 @@ def run_proxy(files: list[Path], work: Path) -> tuple[collections.Counter[str], 
     problems: list[str] = []
     upstream = RecordingUpstream().start()
     port = free_port()
-    store_url = f"sqlite:///{work / 'store.db'}"
-    config = work / "config.toml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            [proxy]
-            listen = "127.0.0.1:{port}"
-            [api]
-            enabled = false
-            [store]
-            url = "{store_url}"
-            [upstream]
-            host = "127.0.0.1"
-            port = {upstream.port}
-            security = "none"
-            timeout = "10s"
-            [hold]
-            notice = false
-            """
-        )
-    )
+    config, store_url = write_relay_config(work, port, upstream.port)
     log = open(work / "proxy.log", "wb")  # noqa: SIM115 - open for the process's lifetime
     proxy = subprocess.Popen(
         [sys.executable, "-m", "courtesy.proxy.cli", "run", "-c", str(config)],
