@@ -583,7 +583,7 @@ def _read_line(
     tokens = _tokens(line)
     if not tokens:
         return None
-    all_lower = line[:_MAX_LINE].islower()
+    all_lower = line.islower()  # cut to _MAX_LINE by _parse_line
     i = 0
     # Leading interjection: "Oh Klaus," / "Oh, meta,".
     if tokens[0].low in ("oh", "ach", "och", "ah", "na") and len(tokens) > 1:

@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from email.header import decode_header
 from email.message import Message
-from email.parser import BytesParser, Parser
+from email.parser import Parser
 from email.policy import compat32
 from email.utils import getaddresses
 from functools import lru_cache
@@ -327,12 +327,13 @@ def _parse(raw: bytes) -> Message:
         if empty and _content_type(msg).split("/")[0] not in _NESTED:
             msg.set_payload(text[end.end() :])
             return msg
-    parser = BytesParser(policy=compat32)
+    # What BytesParser.parsebytes does after decoding ``raw`` as above.
+    parser = Parser(policy=compat32)
     try:
         # Absurd MIME structure (tests/data/hostile/nested_1000.eml): the headers only.
-        return parser.parsebytes(raw, headersonly=_too_many_containers(raw))
+        return parser.parsestr(text, headersonly=_too_many_containers(raw))
     except RecursionError:
-        return parser.parsebytes(raw, headersonly=True)
+        return parser.parsestr(text, headersonly=True)
 
 
 def parse_message(

@@ -1268,17 +1268,11 @@ def check_written_names(
     settings: NameSettings,
     written: Sequence[WrittenName],
     evidence: str,
-    recipients: _Recipients | None = None,
+    recipients: _Recipients,
 ) -> list[Finding]:
-    """Findings for the names of one salutation (usable without a parsed greeting).
-
-    ``recipients`` is what ``_recipients(ctx, settings)`` returned, when the
-    caller has it already (the address book need not be read twice).
-    """
+    """Findings for the names of one salutation, against ``_recipients(ctx, settings)``."""
     if not written:
         return []
-    if recipients is None:
-        recipients = _recipients(ctx, settings)
     if not recipients.known and not recipients.quoted:
         return []  # nothing known about anyone's name: no guessing
     findings: list[Finding] = []
