@@ -125,6 +125,21 @@ def _tls_context(settings: ImapSettings) -> ssl.SSLContext:
         raise ImapError(f"imap.ca_file: cannot load {settings.ca_file}: {exc}") from None
 
 
+def _utc_or_none(when: object) -> datetime | None:
+    """An INTERNALDATE from imapclient in UTC; None when missing or out of range in UTC.
+
+    The poller then falls back to the Date header or the time of the poll.
+    """
+    if not isinstance(when, datetime):
+        return None
+    if when.tzinfo is None:
+        return when.replace(tzinfo=UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        return None
+
+
 class Mailbox:
     """One logged-in, read-only IMAP connection.
 
@@ -341,11 +356,7 @@ class Mailbox:
             header = fields.get(_HEADER_KEY)
             if header is None:  # some servers echo the item name differently
                 header = next((v for k, v in fields.items() if k.startswith(b"BODY[")), b"")
-            when = fields.get(b"INTERNALDATE")
-            if isinstance(when, datetime):
-                when = when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
-            else:
-                when = None
+            when = _utc_or_none(fields.get(b"INTERNALDATE"))
             out[int(uid)] = FetchedItems(
                 int(uid), tuple(fields.get(b"FLAGS", ())), when, header or b""
             )

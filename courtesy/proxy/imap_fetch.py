@@ -64,7 +64,10 @@ def _date_time(value: bytes) -> datetime | None:
     offset = timedelta(hours=int(zh), minutes=int(zm))
     if sign == b"-":
         offset = -offset
-    return (local - offset).replace(tzinfo=UTC)
+    try:
+        return (local - offset).replace(tzinfo=UTC)
+    except OverflowError:  # "31-Dec-9999 23:30:00 -0100": after year 9999 in UTC
+        return None
 
 
 def parse_header_fetch(data: Sequence[object]) -> dict[int, FetchedItems] | None:

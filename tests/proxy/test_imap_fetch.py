@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from imapclient.response_parser import parse_fetch_response
 
-from courtesy.proxy.imap import _HEADER_ITEM, _HEADER_KEY, Mailbox
+from courtesy.proxy.imap import _HEADER_ITEM, _HEADER_KEY, Mailbox, _utc_or_none
 from courtesy.proxy.imap_fetch import FetchedItems, parse_header_fetch
 from tests.dovecot import Dovecot, make_message
 from tests.servers import proxy_config
@@ -118,11 +118,26 @@ def test_other_shapes_are_handed_back() -> None:
         [(GOOD_PREFIX.replace(b"FLAGS ()", b"X-GM-THRID 123"), b"abc"), b")"],  # unknown item
         [(GOOD_PREFIX.replace(b"Jan", b"Foo"), b"abc"), b")"],  # unreadable date
         [(GOOD_PREFIX.replace(b"01-Jan", b"31-Feb"), b"abc"), b")"],  # impossible date
+        [
+            (
+                GOOD_PREFIX.replace(b"01-Jan-2026 10:00:00 +0000", b"31-Dec-9999 23:30:00 -0100"),
+                b"abc",
+            ),
+            b")",
+        ],
         [(GOOD_PREFIX.replace(b"INTERNALDATE", b"INTERNALDATE NIL X"), b"abc"), b")"],
         [(b'1 (UID 5 BODY[HEADER.FIELDS (FROM)] "quoted"', b""), b")"],
     ]
     for data in cases:
         assert parse_header_fetch(data) is None, data
+
+
+def test_an_internaldate_out_of_range_in_utc_is_unknown_not_a_crash() -> None:
+    """The end of year 9999 west of UTC has no UTC time: the poller uses the Date header."""
+    prefix = GOOD_PREFIX.replace(b"01-Jan-2026 10:00:00 +0000", b"31-Dec-9999 23:30:00 -0100")
+    parsed = parse_fetch_response([(prefix, b"abc"), b")"], False, True)
+    assert _utc_or_none(parsed[5][b"INTERNALDATE"]) is None
+    assert _utc_or_none(datetime(2026, 1, 1, 10, 0)) == datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
 
 
 def test_mailbox_reads_like_imapclient(tmp_path: Path, dovecot: Dovecot) -> None:
