@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from courtesy.checks.message import NotAMessage, parse_message
 from courtesy.checks.model import (
-    Address,
     AddressBook,
     CheckContext,
     Exceptions,
@@ -42,7 +41,6 @@ log = logging.getLogger(__name__)
 # a noticeable fraction of a second, which must not stall other clients.
 INLINE_LIMIT = 64 * 1024
 
-ThreadSource = Callable[[Session, Sequence[str]], ThreadView]
 ExceptionSource = Callable[[Session], Exceptions]
 
 
@@ -53,8 +51,8 @@ class Evaluation:
     decision: Decision
 
 
-def own_domains(config: Config) -> frozenset[str]:
-    return frozenset(a.rpartition("@")[2].lower() for a in config.own_addresses if "@" in a)
+def own_domains(addresses: frozenset[str]) -> frozenset[str]:
+    return frozenset(a.rpartition("@")[2].lower() for a in addresses if "@" in a)
 
 
 def check_message(
@@ -66,12 +64,13 @@ def check_message(
     exceptions: Exceptions | None = None,
 ) -> tuple[CheckReport, Decision]:
     """Run every enabled check on a parsed message and apply the policy."""
+    own = config.own_addresses  # built anew on each read
     context = CheckContext(
         message=message,
         contacts=contacts,
         language=config.language,
-        own_addresses=config.own_addresses,
-        own_domains=own_domains(config),
+        own_addresses=own,
+        own_domains=own_domains(own),
         thread=thread or ThreadView(),
         exceptions=exceptions or Exceptions(),
     )
@@ -122,13 +121,11 @@ class ChecksInspector:
         config: Config,
         store: Store,
         *,
-        thread_sources: Iterable[ThreadSource] = (thread_view,),
         exception_source: ExceptionSource | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.contacts = CachedAddressBook(StoreAddressBook(store.sessions))
-        self.thread_sources = tuple(thread_sources)
         self.exception_source = exception_source
         self.any_enabled = any(
             getattr(settings, "enabled", True) for settings in config.checks.values()
@@ -137,17 +134,8 @@ class ChecksInspector:
     def _thread(self, message_ids: Sequence[str]) -> ThreadView:
         if not message_ids:
             return ThreadView()
-        participants: dict[str, frozenset[str]] = {}
-        authors: dict[str, Address] = {}
         with self.store.sessions() as session:
-            for source in self.thread_sources:
-                view = source(session, message_ids)
-                for message_id, people in view.participants.items():
-                    known = participants.get(message_id, frozenset())
-                    participants[message_id] = known | people
-                for message_id, author in view.authors.items():
-                    authors.setdefault(message_id, author)  # the first source that knows wins
-        return ThreadView(participants, authors)
+            return thread_view(session, message_ids)
 
     def _exceptions(self) -> Exceptions:
         """The user's "don't ask again" list, read per message.
