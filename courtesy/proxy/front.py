@@ -36,6 +36,7 @@ from courtesy.proxy.relay import (
     UpstreamUnavailable,
 )
 from courtesy.proxy.secrets import Secret
+from courtesy.store.db import log_failure, store_fault
 
 log = logging.getLogger(__name__)
 
@@ -308,8 +309,15 @@ class ProxyHandler:
         return True
 
     async def handle_exception(self, error: Exception) -> str:
-        """A bug anywhere in a hook: the client gets a 4xx and keeps the message."""
-        log.error("unexpected error in the SMTP session", exc_info=error)
+        """An error anywhere in a hook: the client gets a 4xx and keeps the message.
+
+        A store that is locked, full or gone is an expected fault, logged in one
+        line; anything else is a bug and logged with its traceback.
+        """
+        if store_fault(error) is not None:
+            log_failure(log, error, "an SMTP session could not go on")
+            return "451 4.3.0 The proxy cannot store the message right now; try again later"
+        log_failure(log, error, "unexpected error in the SMTP session")
         return "451 4.3.0 Local error in the proxy; the message was not accepted, try again later"
 
     async def handle_EHLO(

@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from courtesy.checks.message import NotAMessage, parse_message
@@ -52,7 +51,7 @@ from courtesy.proxy.relay import (
     UpstreamUnavailable,
 )
 from courtesy.store.base import rowcount, utcnow
-from courtesy.store.db import Store
+from courtesy.store.db import Store, log_failure
 from courtesy.store.held import (
     HeldMessage,
     HeldState,
@@ -211,13 +210,9 @@ class Holder:
             auth_user=transaction.auth_user,
             language=self.language,
         )
-        try:
-            held_id = await asyncio.to_thread(self._insert, row)
-        except SQLAlchemyError as exc:
-            # Locked, full or gone: the client keeps the message and retries.
-            reason = getattr(exc, "orig", None) or exc
-            log.error("could not store a held message from <%s>: %s", transaction.mail_from, reason)
-            return Reply(451, "4.3.0 The proxy cannot store the message right now; try again later")
+        # A store that is locked, full or gone raises: the front answers 451
+        # (ProxyHandler.handle_exception), the client keeps the message and retries.
+        held_id = await asyncio.to_thread(self._insert, row)
         # Committed (SQLite: synchronous=FULL): from here on a crash loses nothing.
         log.info(
             "held #%d from <%s> to %d recipient(s): %s",
@@ -633,7 +628,7 @@ async def expire_loop(holder: Holder, interval: float = 60.0) -> None:
             await holder.expire_once()
             await holder.retry_notices(settle=not first)
             await holder.forget_overrides()
-        except Exception:  # upkeep must keep running; the next round retries
-            log.exception("hold upkeep failed")
+        except Exception as exc:  # upkeep must keep running; the next round retries
+            log_failure(log, exc, "hold upkeep failed")
         first = False
         await asyncio.sleep(interval)

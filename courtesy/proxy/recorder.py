@@ -28,7 +28,7 @@ from courtesy.proxy.headers import (
 from courtesy.proxy.relay import Reply
 from courtesy.store.base import utcnow
 from courtesy.store.contacts import harvest_display_names
-from courtesy.store.db import Store
+from courtesy.store.db import Store, log_failure
 from courtesy.store.inbound import bulk_insert, split_ids
 from courtesy.store.outgoing import OutgoingMessage
 
@@ -140,8 +140,8 @@ class OutgoingLog:
                     bulk_insert(session, _OUTGOING, rows)
                     if names:
                         harvest_display_names(session, names)
-            except Exception:
-                log.exception("could not write %d outgoing log rows", len(rows))
+            except Exception as exc:
+                log_failure(log, exc, "could not write %d outgoing log rows", len(rows))
             for _ in rows:
                 self._queue.task_done()
             if stop:

@@ -39,7 +39,7 @@ from courtesy.proxy.report import (
 )
 from courtesy.proxy.settings import ConfigError
 from courtesy.store.base import utcnow
-from courtesy.store.db import Store
+from courtesy.store.db import Store, log_failure
 from courtesy.store.reports import (
     any_report,
     claim_report,
@@ -237,8 +237,8 @@ class ReportSchedule:
                 # store is not closed under it and no claim is left half-done.
                 await asyncio.wait({look}, timeout=STOP_GRACE)
                 raise
-            except Exception:
-                log.exception("report schedule: cannot read the store; retrying")
+            except Exception as exc:
+                log_failure(log, exc, "report schedule: looking for a due report failed; retrying")
             await self.sleep(self.seconds_to_wait(self.clock()))
 
     def start(self) -> asyncio.Task[None]:

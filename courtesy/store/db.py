@@ -8,6 +8,7 @@ migrations up to head, which is a no-op on an up-to-date database.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -25,6 +26,26 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 class StoreError(RuntimeError):
     """The store could not be opened or written; the message says why in one line."""
+
+
+def store_fault(error: BaseException) -> str | None:
+    """Why the store failed, in one line, when ``error`` is the store's; else None.
+
+    A store that is locked, full or gone is an expected fault the caller answers
+    with a retry; it is logged in one line, not as a bug with a traceback.
+    """
+    if isinstance(error, SQLAlchemyError):
+        return str(getattr(error, "orig", None) or error)
+    return None
+
+
+def log_failure(logger: logging.Logger, error: BaseException, what: str, *args: object) -> None:
+    """Log that ``what`` failed: a store fault in one line, anything else with its traceback."""
+    reason = store_fault(error)
+    if reason is not None:
+        logger.error(f"{what}: the store failed: %s", *args, reason)
+    else:
+        logger.error(what, *args, exc_info=error)
 
 
 @dataclass

@@ -28,14 +28,14 @@ SENDER, RCPT = "anna@example.com", "thomas.meier@example.org"
 BUSY_TIMEOUT = 5.0  # courtesy.store.db sets PRAGMA busy_timeout=5000
 
 
-def start(store_dir: Path, upstream: RecordingUpstream) -> ProxyInThread:
+def start(store_dir: Path, upstream: RecordingUpstream, action: str = "hold") -> ProxyInThread:
     config = proxy_config(
         store_dir,
         upstream,
         store={"url": f"sqlite:///{store_dir / 'store.db'}"},
         hold={"notice": False},
     )
-    return ProxyInThread(config, FixedInspector("hold"))
+    return ProxyInThread(config, FixedInspector(action))
 
 
 def held_count(proxy: ProxyInThread) -> int:
@@ -111,6 +111,27 @@ def test_full_database_gets_451(tmp_path: Path, upstream: RecordingUpstream):
         limit.set(1073741823)
         assert send(proxy, big)[0] == 250
         assert held_count(proxy) == 2 and upstream.received == []
+    finally:
+        proxy.stop()
+
+
+def test_store_failure_outside_the_hold_is_a_451_and_one_line_in_the_log(
+    tmp_path: Path, upstream: RecordingUpstream, caplog: pytest.LogCaptureFixture
+):
+    """A reject records its override key: a locked store there is a fault, not a bug."""
+    proxy = start(tmp_path, upstream, action="reject")
+    try:
+        locker = sqlite3.connect(tmp_path / "store.db", isolation_level=None, timeout=1)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            code, text = send(proxy)
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        assert code == 451 and "cannot store" in text, (code, text)
+        assert any("store failed" in r.getMessage() for r in caplog.records)
+        assert not any(r.exc_info for r in caplog.records)
+        assert upstream.received == []
     finally:
         proxy.stop()
 
