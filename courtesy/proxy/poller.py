@@ -364,18 +364,19 @@ class Poller:
             self._fetch_new(mailbox, name, role, folder_id, new_uids, result)
         # Expunged messages: the count tells whether any are missing. Flags of stored
         # locations are only needed when some were stored before this pass.
-        local: dict[int, tuple[bool, bool]] = {}
+        loaded: dict[int, tuple[bool, bool]] | None = None  # None: not read in this pass
         with self.store.session() as session:
             folder = self._folder(session, folder_id)
             if old_last or stored:
-                local = location_flags(session, folder)
-                local_count = len(local)
+                loaded = location_flags(session, folder)
+                local_count = len(loaded)
             else:
                 local_count = location_count(session, folder)
+        if local_count != status.exists and loaded is None:
+            with self.store.session() as session:
+                loaded = location_flags(session, self._folder(session, folder_id))
+        local = loaded if loaded is not None else {}
         if local_count != status.exists:
-            if not local:
-                with self.store.session() as session:
-                    local = location_flags(session, self._folder(session, folder_id))
             server_uids = mailbox.all_uids()
             gone = set(local) - server_uids
             if gone:
