@@ -167,7 +167,7 @@ def harvest_pairs(raw: bytes) -> list[tuple[str, str]]:
     """The (address, display name) pairs the IMAP poller would harvest from one message."""
     header = header_block(raw)
     reading = read_message(
-        FetchedHeaders(uid=0, flags=frozenset(), internaldate=None, header=header),
+        FetchedHeaders(uid=0, flags=(), internaldate=None, header=header),
         own=frozenset(),
     )
     if reading.message.exclude_reason is not None:
@@ -255,7 +255,7 @@ def read_author(raw: bytes) -> tuple[str, Address] | None:
     """
     header = header_block(raw)
     stored = read_message(
-        FetchedHeaders(uid=0, flags=frozenset(), internaldate=None, header=header),
+        FetchedHeaders(uid=0, flags=(), internaldate=None, header=header),
         own=frozenset(),
     ).message
     if stored.message_id is None or not (stored.from_address or stored.from_name):

@@ -29,7 +29,7 @@ from imapclient.imapclient import join_message_ids
 from imapclient.response_parser import parse_fetch_response
 
 from courtesy.proxy.config import ImapSettings
-from courtesy.proxy.imap_fetch import FetchedItems, parse_header_fetch
+from courtesy.proxy.imap_fetch import FetchedHeaders, parse_header_fetch
 from courtesy.proxy.secrets import SecretError, resolve_password
 
 log = logging.getLogger(__name__)
@@ -87,14 +87,6 @@ class FolderStatus:
     uidnext: int | None
     exists: int
     highest_modseq: int | None
-
-
-@dataclass(frozen=True)
-class FetchedHeaders:
-    uid: int
-    flags: frozenset[bytes]
-    internaldate: datetime | None
-    header: bytes
 
 
 def _token(command: str, timeout: float) -> str:
@@ -316,15 +308,9 @@ class Mailbox:
             return
         found = self._call("FETCH headers", self._fetch_header_items, uids)
         for uid in sorted(found):
-            items = found[uid]
-            yield FetchedHeaders(
-                uid=uid,
-                flags=frozenset(items.flags),
-                internaldate=items.internaldate,
-                header=items.header,
-            )
+            yield found[uid]
 
-    def _fetch_header_items(self, uids: Sequence[int]) -> dict[int, FetchedItems]:
+    def _fetch_header_items(self, uids: Sequence[int]) -> dict[int, FetchedHeaders]:
         """One UID FETCH, read by :mod:`imap_fetch` or, for other shapes, by imapclient.
 
         This is imapclient's own ``fetch`` (same command, same checks) with
@@ -347,9 +333,9 @@ class Mailbox:
             return {uid: items for uid, items in fast.items() if uid in wanted}
         return self._slow_header_items(data, wanted)
 
-    def _slow_header_items(self, data: Any, wanted: set[int]) -> dict[int, FetchedItems]:
+    def _slow_header_items(self, data: Any, wanted: set[int]) -> dict[int, FetchedHeaders]:
         parsed = parse_fetch_response(data, self.client.normalise_times, True)
-        out: dict[int, FetchedItems] = {}
+        out: dict[int, FetchedHeaders] = {}
         for uid, fields in parsed.items():
             if uid not in wanted:  # unsolicited FETCH of another message
                 continue
@@ -357,7 +343,7 @@ class Mailbox:
             if header is None:  # some servers echo the item name differently
                 header = next((v for k, v in fields.items() if k.startswith(b"BODY[")), b"")
             when = _utc_or_none(fields.get(b"INTERNALDATE"))
-            out[int(uid)] = FetchedItems(
+            out[int(uid)] = FetchedHeaders(
                 int(uid), tuple(fields.get(b"FLAGS", ())), when, header or b""
             )
         return out

@@ -34,8 +34,11 @@ _DATE_TIME = re.compile(
 )
 
 
-class FetchedItems:
-    """One message's items as imapclient would type them (UID int, FLAGS tuple, ...)."""
+class FetchedHeaders:
+    """One message's fetched header fields, flags and INTERNALDATE (UTC), as the poller reads them.
+
+    FLAGS stay the tuple the server sent; the poller only tests membership.
+    """
 
     __slots__ = ("flags", "header", "internaldate", "uid")
 
@@ -70,14 +73,14 @@ def _date_time(value: bytes) -> datetime | None:
         return None
 
 
-def parse_header_fetch(data: Sequence[object]) -> dict[int, FetchedItems] | None:
+def parse_header_fetch(data: Sequence[object]) -> dict[int, FetchedHeaders] | None:
     """Read ``UID FETCH (BODY.PEEK[HEADER.FIELDS (...)] FLAGS INTERNALDATE)`` answers.
 
     ``data`` is the untagged FETCH data as imaplib returns it: for each
     message a ``(prefix, literal)`` tuple followed by ``b")"``. Returns the
     messages by UID, or None when any part has another shape.
     """
-    found: dict[int, FetchedItems] = {}
+    found: dict[int, FetchedHeaders] = {}
     count = len(data)
     index = 0
     while index < count:
@@ -113,6 +116,6 @@ def parse_header_fetch(data: Sequence[object]) -> dict[int, FetchedItems] | None
                 return None
         if uid is None:
             return None
-        found[uid] = FetchedItems(uid, flags, internaldate, literal)
+        found[uid] = FetchedHeaders(uid, flags, internaldate, literal)
         index += 2
     return found

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from imapclient.response_parser import parse_fetch_response
 
 from courtesy.proxy.imap import _HEADER_ITEM, _HEADER_KEY, Mailbox, _utc_or_none
-from courtesy.proxy.imap_fetch import FetchedItems, parse_header_fetch
+from courtesy.proxy.imap_fetch import FetchedHeaders, parse_header_fetch
 from tests.dovecot import Dovecot, make_message
 from tests.servers import proxy_config
 
@@ -69,7 +69,7 @@ def reference(data: list[object]) -> dict[int, tuple[Any, ...]]:
     return out
 
 
-def plain(found: dict[int, FetchedItems]) -> dict[int, tuple[Any, ...]]:
+def plain(found: dict[int, FetchedHeaders]) -> dict[int, tuple[Any, ...]]:
     return {
         uid: (frozenset(items.flags), items.internaldate, items.header)
         for uid, items in found.items()
@@ -166,10 +166,10 @@ def test_mailbox_reads_like_imapclient(tmp_path: Path, dovecot: Dovecot) -> None
         got = {f.uid: f for f in mailbox.fetch_headers([*uids, 999])}  # 999: no such UID
     assert sorted(got) == sorted(expected) and len(got) == 30
     for uid, fields in expected.items():
-        assert got[uid].flags == frozenset(fields[b"FLAGS"])
+        assert frozenset(got[uid].flags) == frozenset(fields[b"FLAGS"])
         assert got[uid].header == fields[_HEADER_KEY]
         assert got[uid].internaldate == fields[b"INTERNALDATE"].astimezone(UTC)
-    assert {f.flags - {b"\\Recent"} for f in got.values()} == {
+    assert {frozenset(f.flags) - {b"\\Recent"} for f in got.values()} == {
         frozenset({b"\\Seen"}),
         frozenset({b"\\Answered", b"$Forwarded"}),
     }

@@ -507,7 +507,7 @@ def test_read_message_takes_bare_ids_and_skips_uninformative_display_names(
         b"References: 20250301.1@bracepatt.example 20250303.4711@bracepatt.example\r\n"
     )
     reading = read_message(
-        FetchedHeaders(uid=1, flags=frozenset(), internaldate=None, header=header),
+        FetchedHeaders(uid=1, flags=(), internaldate=None, header=header),
         own=frozenset({"me@example.org"}),
     )
     assert reading.message.message_id == "<4711.0815@lists.example>"
