@@ -8,10 +8,34 @@ package; the checks, which need the whole message, parse it properly.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from email.utils import getaddresses
 
 from courtesy.checks.message import split_ids
+
+MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
+    )
+}
+
+
+def utc_time(
+    year: int, month: int, day: int, hour: int, minute: int, second: int, offset_minutes: int
+) -> datetime | None:
+    """A wall-clock time at a UTC offset, in UTC (the IMAP INTERNALDATE and the Date header).
+
+    None when it is no date ("31 Feb") or has no UTC time: "31 Dec 9999 23:30
+    -0100" is after the last year a datetime holds, and a stranger's mail may
+    say so.
+    """
+    try:
+        local = datetime(year, month, day, hour, minute, second)
+        return (local - timedelta(minutes=offset_minutes)).replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def header_block(content: bytes) -> bytes:

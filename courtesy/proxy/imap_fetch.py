@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+
+from courtesy.proxy.headers import MONTHS, utc_time
 
 # "<seq> (<items> BODY[HEADER.FIELDS (...)] {<n>}", the part imaplib hands over
 # together with the literal.
@@ -26,8 +28,6 @@ _HEAD = re.compile(
     re.IGNORECASE,
 )
 _ITEM = re.compile(rb"([A-Z.\-]+) (\d+|\([^()\"{}]*\)|\"[^\"\\]*\") ", re.IGNORECASE)
-_MONTH_NAMES = b"jan feb mar apr may jun jul aug sep oct nov dec"
-_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES.split(), 1)}
 # date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE
 _DATE_TIME = re.compile(
     rb"\"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)\""
@@ -57,20 +57,19 @@ def _date_time(value: bytes) -> datetime | None:
     if found is None:
         return None
     day, month, year, hour, minute, second, sign, zh, zm = found.groups()
-    number = _MONTHS.get(month.lower())
+    number = MONTHS.get(month.decode("ascii").lower())  # three ASCII letters
     if number is None:
         return None
-    try:
-        local = datetime(int(year), number, int(day), int(hour), int(minute), int(second))
-    except ValueError:
-        return None
-    offset = timedelta(hours=int(zh), minutes=int(zm))
-    if sign == b"-":
-        offset = -offset
-    try:
-        return (local - offset).replace(tzinfo=UTC)
-    except OverflowError:  # "31-Dec-9999 23:30:00 -0100": after year 9999 in UTC
-        return None
+    offset = int(zh) * 60 + int(zm)
+    return utc_time(
+        int(year),
+        number,
+        int(day),
+        int(hour),
+        int(minute),
+        int(second),
+        -offset if sign == b"-" else offset,
+    )
 
 
 def parse_header_fetch(data: Sequence[object]) -> dict[int, FetchedHeaders] | None:

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -32,10 +32,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from courtesy.proxy.config import Config, ImapSettings
 from courtesy.proxy.headers import (
+    MONTHS,
     addresses,
     decode_words,
     first_message_id,
     parse_header_block,
+    utc_time,
 )
 from courtesy.proxy.imap import (
     FetchedHeaders,
@@ -97,46 +99,29 @@ _DAEMON = re.compile(r"^(?:mailer[-_.]?daemon|postmaster)(?:[-_.+].*)?$")
 # --- reading one message's header fields --------------------------------------------------
 
 
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
-    )
-}
 # "Mon, 02 Mar 2026 09:15:00 +0100": the form nearly every mail program writes.
 _RFC5322_DATE = re.compile(
     r"\s*(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+"
     r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s+([+-])(\d{2})(\d{2})(?:\s.*)?$"
 )
-# Time zones by "+0100": a sync sees a handful of offsets tens of thousands of times.
-_ZONES: dict[str, timezone] = {}
 
 
 def _date(value: str | None) -> datetime | None:
     if not value:
         return None
     match = _RFC5322_DATE.match(value)
-    if match is not None and match.group(2).lower() in _MONTHS:
+    if match is not None and match.group(2).lower() in MONTHS:
         day, month, year, hour, minute, second, sign, oh, om = match.groups()
-        zone = _ZONES.get(sign + oh + om)
-        if zone is None:
-            offset = timedelta(hours=int(oh), minutes=int(om))
-            zone = timezone(-offset if sign == "-" else offset)
-            if len(_ZONES) < 256:
-                _ZONES[sign + oh + om] = zone
-        try:
-            local = datetime(
-                int(year),
-                _MONTHS[month.lower()],
-                int(day),
-                int(hour),
-                int(minute),
-                int(second or 0),
-                tzinfo=zone,
-            )
-        except ValueError:
-            return None
-        return local.astimezone(UTC)
+        offset = int(oh) * 60 + int(om)
+        return utc_time(
+            int(year),
+            MONTHS[month.lower()],
+            int(day),
+            int(hour),
+            int(minute),
+            int(second or 0),
+            -offset if sign == "-" else offset,
+        )
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -144,8 +129,11 @@ def _date(value: str | None) -> datetime | None:
     if parsed is None:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # no UTC time (see utc_time)
+        return None
 
 
 def exclusion(

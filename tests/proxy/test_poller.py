@@ -222,6 +222,17 @@ def test_person_mail_is_awaiting_and_automated_mail_is_excluded_with_reason(acco
     assert book.by_email("j.weber@verband.example") is None  # list mail: not harvested
 
 
+def test_a_date_with_no_utc_time_does_not_stop_the_poll(make_account: AccountFactory):
+    """'31 Dec 9999 23:30 -0100' is after the last UTC year a datetime holds.
+
+    A stranger's mail may say so; the message is stored like any other.
+    """
+    account = make_account()
+    account.append(sample("en_date_beyond_9999.eml"), sample("de_person.eml"))
+    assert account.poll().new == 2
+    assert "<en-date-9999@partner.example>" in account.awaiting()
+
+
 def test_reply_sent_through_the_proxy_counts_as_answered(
     make_account: AccountFactory, upstream: RecordingUpstream
 ):
