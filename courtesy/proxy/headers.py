@@ -32,8 +32,8 @@ def utc_time(
     say so.
     """
     try:
-        local = datetime(year, month, day, hour, minute, second)
-        return (local - timedelta(minutes=offset_minutes)).replace(tzinfo=UTC)
+        wall = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+        return wall - timedelta(minutes=offset_minutes) if offset_minutes else wall
     except (ValueError, OverflowError):
         return None
 
