@@ -58,6 +58,24 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def run_courtesy(
+    tmp_path: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """``courtesy args`` as a real process, to its end; ``env`` defaults to cli_env."""
+    return subprocess.run(
+        [sys.executable, "-m", "courtesy.proxy.cli", *args],
+        input=stdin.decode("utf-8", "surrogateescape") if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or cli_env(tmp_path),
+    )
+
+
 def start_courtesy_run(
     args: Sequence[str], port: int, *, options: Sequence[str] = (), **popen: Any
 ) -> subprocess.Popen[str]:

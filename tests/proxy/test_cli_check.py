@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.conftest import DATA
-from tests.servers import cli_env
+from tests.servers import run_courtesy
 
 NAMES = DATA / "names"
 CHECKS = DATA / "checks"
 
 
-def courtesy(
-    tmp_path: Path, *args: str, stdin: bytes | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "courtesy.proxy.cli", *args],
-        input=stdin.decode("utf-8", "surrogateescape") if stdin is not None else None,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=cli_env(tmp_path),
-    )
+courtesy = run_courtesy
 
 
 def test_json_output_and_exit_status(tmp_path: Path):

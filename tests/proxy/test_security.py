@@ -39,6 +39,7 @@ from tests.servers import (
     cli_env,
     free_port,
     make_certificate,
+    run_courtesy,
     start_courtesy_run,
     wait_for,
 )
@@ -51,16 +52,7 @@ NO_GREETING = (
 )
 
 
-def courtesy(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "courtesy.proxy.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env or cli_env(tmp_path),
-    )
+courtesy = run_courtesy
 
 
 # -- listening ---------------------------------------------------------------------------
