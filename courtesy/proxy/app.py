@@ -64,7 +64,8 @@ class Running:
         for connection in list(self.handler.connections):
             if connection.transport is not None:
                 connection.transport.close()
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # connection_lost runs: the sessions' upstream goes back
+        await self.handler.settle(timeout=10)
         if self.poller_stop is not None and self.poller_task is not None:
             self.poller_stop.set()
             try:

@@ -295,6 +295,15 @@ class ProxyHandler:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
+    async def settle(self, timeout: float) -> None:
+        """Wait until the upstream connections of departed clients are given back.
+
+        ``forget`` hands them back in the background; shutdown closes the pool
+        only after, or a connection still on its way back would stay open.
+        """
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout)
+
     async def _release(self, connection: UpstreamConnection) -> None:
         try:
             await self.upstream.release(connection)
